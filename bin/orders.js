@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// The executable: everything lives in the compiled CLI.
+import '../dist/cli.js';

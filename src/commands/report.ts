@@ -1,0 +1,20 @@
+import { redactText } from '../core/redact.js';
+
+/** Bad usage the operator must fix (a flag or variable): exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Prints a command's failure on stderr (credentials redacted) and returns its exit code. */
+export function reportError(error: unknown): number {
+  const err = error instanceof Error ? error : new Error(String(error));
+  if (err.name === 'ConfigError' || err.name === 'UsageError') {
+    process.stderr.write(`orders: ${redactText(err.message)}\n`);
+    return 2;
+  }
+  const code = (err as { code?: unknown }).code;
+  const suffix = typeof code === 'string' ? ` (${code})` : '';
+  process.stderr.write(`orders: ${redactText(err.message || err.name)}${suffix}\n`);
+  if (process.env.ORDERS_DEBUG) process.stderr.write(`${redactText(err.stack ?? '')}\n`);
+  return 1;
+}

@@ -1,0 +1,99 @@
+/**
+ * `orders serve`: the HTTP API, plus the event worker unless --no-worker.
+ *
+ * Shutdown (first SIGTERM/SIGINT): /readyz turns 503 and responses say `Connection: close`
+ * while requests are still served for SHUTDOWN_DELAY_MS (load balancers notice); then the
+ * listener closes, in-flight requests and the worker's current events finish (bounded by
+ * SHUTDOWN_TIMEOUT_MS), the pool closes, exit 0. A second signal exits at once.
+ */
+import { loadConfig } from '../config.js';
+import { createResourceStack, sleep, waitForShutdownSignal, within } from '../core/lifecycle.js';
+import { createLogger } from '../core/logger.js';
+import { createMetrics } from '../core/metrics.js';
+import { isSchemaCurrent } from '../core/migrations.js';
+import { createOrdersService } from '../core/orders.js';
+import { openDatabase } from '../core/runtime.js';
+import { buildApp, type Lifecycle } from '../server/app.js';
+
+export interface ServeFlags {
+  port?: number;
+  host?: string;
+  worker?: boolean;
+}
+
+export async function run(flags: ServeFlags): Promise<number> {
+  const config = loadConfig(process.env, {
+    PORT: flags.port === undefined ? undefined : String(flags.port),
+    HOST: flags.host,
+    WORKER_ENABLED: flags.worker === false ? 'false' : undefined,
+  });
+  const logger = createLogger(config.LOG_LEVEL);
+  const resources = createResourceStack(logger);
+  const lifecycle: Lifecycle = { shuttingDown: false, draining: false };
+  const shutdownSignal = waitForShutdownSignal(logger, () => {
+    logger.flush();
+    process.exit(1);
+  });
+
+  try {
+    const { db, embedded } = await openDatabase(config, logger, resources, {
+      allowEmbedded: true,
+      command: 'serve',
+      applicationName: 'orders-serve',
+    });
+    const metrics = createMetrics();
+    metrics.trackPool(() => db.stats());
+
+    const worker = config.WORKER_ENABLED
+      ? (await import('../worker/index.js')).createWorker({ db, logger, metrics, config })
+      : undefined;
+    const orders = createOrdersService({
+      db,
+      idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
+      onEventCommitted: worker ? (id) => worker.wake(id) : undefined,
+    });
+
+    let schemaCurrent = false;
+    const app = await buildApp({
+      logger,
+      orders,
+      metrics,
+      lifecycle,
+      requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+      idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
+      underPressure: { maxEventLoopDelayMs: 1_000 },
+      readiness: async (signal) => {
+        await db.query('SELECT 1', undefined, { signal });
+        // Once current, the schema stays current for this process's lifetime.
+        schemaCurrent ||= await isSchemaCurrent(db, { signal });
+        return schemaCurrent;
+      },
+    });
+    await app.listen({ port: config.PORT, host: config.HOST });
+    logger.info({ port: config.PORT, host: config.HOST, embedded, worker: Boolean(worker) }, 'orders serve listening');
+    if (worker) await worker.start();
+
+    const signal = await shutdownSignal;
+    lifecycle.shuttingDown = true;
+    lifecycle.draining = true;
+    logger.info({ signal, delayMs: config.SHUTDOWN_DELAY_MS }, 'readiness is now 503; still serving during the delay');
+    await sleep(config.SHUTDOWN_DELAY_MS);
+
+    const drained = await within(
+      config.SHUTDOWN_TIMEOUT_MS,
+      Promise.all([app.close(), worker?.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS })]),
+    );
+    if (!drained) {
+      logger.warn({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutdown timeout passed: closing remaining connections');
+      app.server.closeAllConnections();
+    }
+    await resources.release();
+    logger.info('shutdown complete');
+    return 0;
+  } catch (error) {
+    await resources.release();
+    throw error;
+  } finally {
+    logger.flush();
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The one reader of process.env. Every variable of the contract is parsed here, once, with zod;
+ * every invalid variable is reported at the same time so an operator fixes them in one go.
+ */
+import { z } from 'zod';
+import { redactUrl } from './core/redact.js';
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no']))
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `expected a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const postgresUrl = z
+  .string()
+  .trim()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
+    } catch {
+      return false;
+    }
+  }, 'expected a postgres:// or postgresql:// connection URL');
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const EnvSchema = z.object({
+  DATABASE_URL: postgresUrl.optional(),
+  MIGRATE_DATABASE_URL: postgresUrl.optional(),
+  ORDERS_DATA_DIR: z.string().trim().min(1).default('./.orders'),
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().trim().min(1).default('0.0.0.0'),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  DB_POOL_MAX: int(1, 1000).default(10),
+  REQUEST_TIMEOUT_MS: int(1, 3_600_000).default(10_000),
+  SHUTDOWN_DELAY_MS: int(0, 3_600_000).default(0),
+  SHUTDOWN_TIMEOUT_MS: int(0, 3_600_000).default(25_000),
+  WORKER_ENABLED: bool.default(true),
+  WORKER_PORT: int(0, 65535).default(8081),
+  WORKER_CONCURRENCY: int(1, 1000).default(4),
+  WORKER_BATCH_SIZE: int(1, 10_000).default(50),
+  WORKER_MAX_ATTEMPTS: int(1, 1000).default(10),
+  WORKER_BACKOFF_BASE_MS: int(1, 86_400_000).default(1000),
+  WORKER_BACKOFF_MAX_MS: int(1, 86_400_000).default(300_000),
+  NOTIFY_FAILURE_RATE: z
+    .string()
+    .trim()
+    .regex(/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/, 'expected a number from 0 to 1')
+    .transform(Number)
+    .default(0),
+  IDEMPOTENCY_TTL_HOURS: z
+    .string()
+    .trim()
+    .regex(/^(\d+(\.\d+)?|\.\d+)$/, 'expected a positive number of hours (fractions allowed)')
+    .transform(Number)
+    .pipe(z.number().positive('expected a positive number of hours (fractions allowed)').max(87_600))
+    .default(24),
+  NATS_URL: z
+    .string()
+    .trim()
+    .regex(/^(nats|tls|wss?):\/\/\S+$/, 'expected a nats:// URL (or a comma-separated list of them)')
+    .optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url('expected an http(s):// URL').optional(),
+  OTEL_SERVICE_NAME: z.string().trim().min(1).default('orders'),
+});
+
+export type Config = z.output<typeof EnvSchema>;
+
+/** A configuration problem an operator must fix: exit code 2, every offending variable named. */
+export class ConfigError extends Error {
+  constructor(readonly issues: readonly string[]) {
+    super(`invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Variables that may hold a credential: never echoed back in an error message. */
+const SECRET_VARS = new Set(['DATABASE_URL', 'MIGRATE_DATABASE_URL', 'NATS_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT']);
+
+function describeValue(name: string, value: unknown): string {
+  if (typeof value !== 'string') return '';
+  if (SECRET_VARS.has(name)) return ` (got ${JSON.stringify(redactUrl(value))})`;
+  return ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)})`;
+}
+
+/**
+ * Parses the environment. Empty strings count as unset, the way shells and compose files
+ * usually mean them. Flags override env: pass them in `overrides`, already named as variables.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  overrides: Partial<Record<keyof Config, string>> = {},
+): Config {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.shape)) {
+    const value = (overrides as Record<string, string | undefined>)[key] ?? env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const parsed = EnvSchema.safeParse(raw);
+  const issues: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? '?');
+      issues.push(`${name}: ${issue.message}${describeValue(name, raw[name])}`);
+    }
+  } else if (parsed.data.WORKER_BACKOFF_MAX_MS < parsed.data.WORKER_BACKOFF_BASE_MS) {
+    issues.push('WORKER_BACKOFF_MAX_MS: must be at least WORKER_BACKOFF_BASE_MS');
+  }
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(issues);
+  return parsed.data;
+}

@@ -1,0 +1,214 @@
+/**
+ * The database layer: one pg pool per process, transactions pinned to one client, and
+ * cancellation that reaches the server. An aborted AbortSignal sends PostgreSQL a CancelRequest
+ * for the running statement (so the work stops on the server, not just in our promise) and the
+ * client is then discarded rather than pooled, so a late cancel can never hit someone else's query.
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { AppError, isUnavailable } from './errors.js';
+
+export type QueryValues = readonly unknown[];
+
+export interface QueryOptions {
+  signal?: AbortSignal | undefined;
+}
+
+/** Anything queries can run on: the pool, or the one client of a transaction. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string | pg.QueryConfig,
+    values?: QueryValues,
+    options?: QueryOptions,
+  ): Promise<pg.QueryResult<R>>;
+}
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+  max: number;
+}
+
+export interface Db extends Queryable {
+  /** Runs `fn` inside BEGIN/COMMIT on a single client; rolls back on any error. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: QueryOptions): Promise<T>;
+  stats(): PoolStats;
+  close(): Promise<void>;
+  readonly pool: pg.Pool;
+}
+
+export interface DbOptions {
+  connectionString: string;
+  max: number;
+  logger: Logger;
+  applicationName?: string;
+  /** How long a caller may wait for a free connection before the pool gives up. */
+  connectionTimeoutMillis?: number;
+}
+
+/** int8 (bigint, count(*)) as a JS number: money totals are validated to stay safe integers. */
+const types = new pg.TypeOverrides();
+types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+
+export function createDb(options: DbOptions): Db {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
+    keepAlive: true,
+    application_name: options.applicationName ?? 'orders',
+    types,
+  });
+  // An idle client whose server went away emits 'error' on the pool; without a listener that
+  // would crash the process. The pool drops the client and the next checkout reconnects.
+  pool.on('error', (error) => {
+    options.logger.warn({ err: error }, 'idle database connection failed; it will be replaced');
+  });
+
+  async function withClient<T>(signal: AbortSignal | undefined, fn: (client: pg.PoolClient) => Promise<T>) {
+    throwIfAborted(signal);
+    const client = await acquire(pool, signal);
+    let discard = false;
+    try {
+      return await fn(client);
+    } catch (error) {
+      discard = signal?.aborted === true || isUnavailable(error);
+      throw error;
+    } finally {
+      client.release(discard);
+    }
+  }
+
+  const db: Db = {
+    pool,
+    query(text, values, queryOptions) {
+      return withClient(queryOptions?.signal, (client) => runQuery(client, text, values, queryOptions?.signal));
+    },
+    transaction(fn, txOptions) {
+      const signal = txOptions?.signal;
+      return withClient(signal, async (client) => {
+        const tx: Queryable = {
+          query: (text, values, queryOptions) =>
+            runQuery(client, text, values, queryOptions?.signal ?? signal),
+        };
+        await runQuery(client, 'BEGIN', undefined, signal);
+        try {
+          const result = await fn(tx);
+          await runQuery(client, 'COMMIT', undefined, signal);
+          return result;
+        } catch (error) {
+          // If the connection is broken or the signal fired, the client is discarded and the
+          // server rolls back when the session ends; otherwise roll back explicitly.
+          if (!signal?.aborted && !isUnavailable(error)) {
+            await client.query('ROLLBACK').catch(() => undefined);
+          }
+          throw error;
+        }
+      });
+    },
+    stats() {
+      return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.max };
+    },
+    async close() {
+      if (!(pool as { ending?: boolean }).ending) await pool.end();
+    },
+  };
+  return db;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal);
+}
+
+/** The signal's reason when it is an Error (our deadline sets an AppError), else a generic one. */
+export function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  return new AppError('timeout', 'The request was cancelled before it finished.');
+}
+
+/** Waits for a pool client, giving up (and returning the client later) if the signal fires. */
+function acquire(pool: pg.Pool, signal: AbortSignal | undefined): Promise<pg.PoolClient> {
+  if (!signal) return pool.connect();
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      if (settled) return;
+      settled = true;
+      reject(abortReason(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    pool.connect().then(
+      (client) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled) client.release();
+        else {
+          settled = true;
+          resolve(client);
+        }
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!settled) {
+          settled = true;
+          reject(error);
+        }
+      },
+    );
+  });
+}
+
+async function runQuery<R extends pg.QueryResultRow>(
+  client: pg.PoolClient,
+  text: string | pg.QueryConfig,
+  values: QueryValues | undefined,
+  signal: AbortSignal | undefined,
+): Promise<pg.QueryResult<R>> {
+  throwIfAborted(signal);
+  const config: pg.QueryConfig = typeof text === 'string' ? { text } : { ...text };
+  if (values !== undefined) config.values = values as unknown[];
+  if (!signal) return client.query<R>(config);
+  const onAbort = () => sendCancel(client);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await client.query<R>(config);
+  } catch (error) {
+    if (signal.aborted) throw abortReason(signal);
+    throw error;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The parts of pg's (untyped) Connection used to send a CancelRequest. */
+interface CancelConnection {
+  on(event: 'error' | 'connect', listener: (...args: unknown[]) => void): void;
+  connect(portOrPath: number | string, host?: string): void;
+  cancel(processID: number, secretKey: number): void;
+}
+
+interface ClientWire {
+  processID: number | null;
+  secretKey: number | null;
+  host: string;
+  port: number;
+}
+
+/**
+ * Sends a protocol-level CancelRequest on a fresh socket (no authentication needed, no pool
+ * connection used), the way psql's Ctrl-C does. Best effort: if it cannot be sent, the client
+ * is discarded anyway and the server ends the statement when the session closes.
+ */
+function sendCancel(client: pg.PoolClient): void {
+  const wire = client as unknown as ClientWire;
+  if (wire.processID == null || wire.secretKey == null) return;
+  const con = new pg.Connection() as unknown as CancelConnection;
+  con.on('error', () => undefined);
+  con.on('connect', () => {
+    con.cancel(wire.processID as number, wire.secretKey as number);
+  });
+  if (wire.host?.startsWith('/')) con.connect(`${wire.host}/.s.PGSQL.${wire.port}`);
+  else con.connect(wire.port, wire.host);
+}

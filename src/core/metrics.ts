@@ -1,0 +1,70 @@
+/**
+ * Prometheus metrics. Each process owns one registry (no module-level global), so tests can
+ * build several apps side by side and read exact counts.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { PoolStats } from './db.js';
+
+export function createMetrics(options: { prefix?: string; defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+
+  const httpRequestDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by method, route template and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const ordersCreated = new Counter({
+    name: 'orders_created_total',
+    help: 'Orders created (replays not counted)',
+    registers: [registry],
+  });
+  const idempotency = new Counter({
+    name: 'orders_idempotency_outcomes_total',
+    help: 'Requests carrying an Idempotency-Key, by outcome (created, replayed, conflict, mismatch)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const eventsHandled = new Counter({
+    name: 'orders_events_handled_total',
+    help: 'Outbox events handled by the worker, by type and outcome (processed, retried, dead)',
+    labelNames: ['type', 'outcome'] as const,
+    registers: [registry],
+  });
+  const eventDeliveryLag = new Histogram({
+    name: 'orders_event_delivery_seconds',
+    help: 'Time from an event being committed to its successful processing',
+    labelNames: ['type'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    httpRequestDuration,
+    ordersCreated,
+    idempotency,
+    eventsHandled,
+    eventDeliveryLag,
+    /** Pool gauges read the pool at scrape time. */
+    trackPool(stats: () => PoolStats) {
+      const gauge = (name: string, help: string, read: (s: PoolStats) => number) =>
+        new Gauge({
+          name,
+          help,
+          registers: [registry],
+          collect() {
+            this.set(read(stats()));
+          },
+        });
+      gauge('db_pool_connections_in_use', 'Pool connections checked out', (s) => s.total - s.idle);
+      gauge('db_pool_connections_idle', 'Pool connections idle', (s) => s.idle);
+      gauge('db_pool_waiting_requests', 'Callers waiting for a pool connection', (s) => s.waiting);
+      gauge('db_pool_connections_max', 'Pool size limit', (s) => s.max);
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,87 @@
+/**
+ * The order's wire shapes as zod schemas: the single source for request validation, response
+ * typing and the OpenAPI document.
+ */
+import { z } from 'zod';
+
+export const MAX_UNIT_PRICE = 1_000_000_000_000;
+export const MAX_QUANTITY = 10_000;
+export const MAX_ITEMS = 100;
+
+/** Control characters (U+0000–U+001F, U+007F) are rejected in every string field. */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+const safeText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((s) => !CONTROL_CHARS.test(s), 'must not contain control characters')
+    .refine((s) => s.isWellFormed(), 'must not contain unpaired surrogates');
+
+export const OrderItem = z.strictObject({
+  sku: safeText(64).meta({ description: 'Stock keeping unit, 1–64 characters', example: 'SKU-1' }),
+  quantity: z.int().min(1).max(MAX_QUANTITY).meta({ example: 2 }),
+  unitPrice: z
+    .int()
+    .min(0)
+    .max(MAX_UNIT_PRICE)
+    .meta({ description: "Price of one unit in the currency's minor unit (e.g. cents)", example: 1999 }),
+});
+export type OrderItem = z.infer<typeof OrderItem>;
+
+export const OrderInput = z
+  .strictObject({
+    customerId: safeText(64).meta({ example: 'c-42' }),
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/, 'must be three uppercase letters (ISO 4217)')
+      .meta({ description: 'ISO 4217 code', example: 'EUR' }),
+    items: z.array(OrderItem).min(1).max(MAX_ITEMS),
+  })
+  .superRefine((order, ctx) => {
+    if (!Number.isSafeInteger(orderTotal(order.items))) {
+      ctx.addIssue({ code: 'custom', path: ['items'], message: 'the order total must stay a safe integer' });
+    }
+  })
+  .meta({ id: 'OrderInput' });
+export type OrderInput = z.infer<typeof OrderInput>;
+
+export const OrderStatus = z.enum(['pending', 'confirmed', 'cancelled']);
+
+export const Order = z
+  .object({
+    id: z.uuid(),
+    customerId: z.string(),
+    status: OrderStatus,
+    currency: z.string(),
+    items: z.array(OrderItem),
+    total: z.int().meta({ description: 'Sum of quantity × unitPrice, in minor units' }),
+    createdAt: z.iso.datetime(),
+  })
+  .meta({ id: 'Order' });
+export type Order = z.infer<typeof Order>;
+
+export const EventStatus = z.enum(['pending', 'processing', 'processed', 'dead']);
+
+export const OrderEvent = z
+  .object({
+    id: z.uuid(),
+    type: z.string().meta({ example: 'OrderCreated' }),
+    status: EventStatus,
+    attempts: z.int().min(0),
+    createdAt: z.iso.datetime(),
+    processedAt: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'OrderEvent' });
+export type OrderEvent = z.infer<typeof OrderEvent>;
+
+export const OrderEvents = z.object({ events: z.array(OrderEvent) }).meta({ id: 'OrderEvents' });
+
+export const OrderIdParams = z.strictObject({ id: z.guid('must be a UUID') });
+
+export function orderTotal(items: readonly { quantity: number; unitPrice: number }[]): number {
+  let total = 0;
+  for (const item of items) total += item.quantity * item.unitPrice;
+  return total;
+}

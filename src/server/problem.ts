@@ -1,0 +1,128 @@
+/**
+ * RFC 9457 problem details: the one place that turns any error into the contract's
+ * problem+json body. 5xx bodies never carry internals (no stack, no SQL, no driver message).
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ZodError } from 'zod';
+import { AppError, ERROR_CODES, type ErrorCode, type FieldError, isUnavailable } from '../core/errors.js';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  instance: string;
+  errors?: FieldError[];
+}
+
+export function problemType(code: ErrorCode): string {
+  return `/problems/${code}`;
+}
+
+/** A JSON Pointer (RFC 6901) from a zod issue path. */
+export function jsonPointer(path: readonly PropertyKey[]): string {
+  return path.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+}
+
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'validation_failed',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'validation_failed',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'validation_failed',
+  FST_ERR_VALIDATION: 'validation_failed',
+};
+
+/** Maps anything thrown in a request to an AppError, keeping the original as `cause`. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof ZodError) return fromZod(error, undefined);
+  const fe = error as Partial<FastifyError> & { validationContext?: string };
+  if (fe && typeof fe === 'object') {
+    if (fe.validation && fe.validationContext) {
+      return new AppError('validation_failed', 'The request is invalid.', {
+        errors: fe.validation.map((v) => ({ path: v.instancePath ?? '', message: v.message ?? 'is invalid' })),
+      });
+    }
+    const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+    if (mapped) return new AppError(mapped, fastifyDetail(mapped, fe), { cause: error });
+    // The JSON parser's syntax errors and prototype-poisoning rejections carry a 400 status.
+    if (fe.statusCode === 400 || error instanceof SyntaxError) {
+      return new AppError('validation_failed', 'The request body is not valid JSON.', {
+        errors: [{ path: '', message: safeMessage(fe.message) }],
+        cause: error,
+      });
+    }
+    if (fe.statusCode === 413) return new AppError('payload_too_large', fastifyDetail('payload_too_large', fe));
+    if (fe.statusCode === 415) return new AppError('unsupported_media_type', fastifyDetail('unsupported_media_type', fe));
+  }
+  if (isUnavailable(error)) {
+    return new AppError('unavailable', 'The database is unavailable. Retry shortly.', {
+      retryAfterSeconds: 2,
+      cause: error,
+    });
+  }
+  return new AppError('internal', 'An unexpected error occurred.', { cause: error });
+}
+
+export function fromZod(error: ZodError, context: string | undefined): AppError {
+  const where = context && context !== 'body' ? `${context}: ` : '';
+  return new AppError(
+    'validation_failed',
+    context === 'params' ? 'The URL is invalid.' : 'The request body is invalid.',
+    {
+      errors: error.issues.flatMap((issue) =>
+        issue.code === 'unrecognized_keys'
+          ? issue.keys.map((key) => ({ path: jsonPointer([...issue.path, key]), message: `${where}unknown field` }))
+          : [{ path: jsonPointer(issue.path), message: `${where}${issue.message}` }],
+      ),
+    },
+  );
+}
+
+function fastifyDetail(code: ErrorCode, error: Partial<FastifyError>): string {
+  switch (code) {
+    case 'payload_too_large':
+      return 'The request body exceeds the 1 MiB limit.';
+    case 'unsupported_media_type':
+      return 'Send the body as JSON with Content-Type: application/json.';
+    default:
+      return safeMessage(error.message);
+  }
+}
+
+/** Parser messages are safe to echo (they describe the caller's input), but keep them short. */
+function safeMessage(message: string | undefined): string {
+  return (message ?? 'invalid request').slice(0, 200);
+}
+
+export function problemBody(error: AppError, instance: string): Problem {
+  const body: Problem = {
+    type: problemType(error.code),
+    title: ERROR_CODES[error.code].title,
+    status: error.status,
+    detail: error.message,
+    code: error.code,
+    instance,
+  };
+  if (error.errors) body.errors = error.errors;
+  return body;
+}
+
+/** Sends an already-serialised body (the handlers build JSON once, as strings). */
+export function sendRaw(reply: FastifyReply, status: number, contentType: string, body: string) {
+  return reply.code(status).type(contentType).send(body);
+}
+
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError) {
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  return reply
+    .code(error.status)
+    .type(PROBLEM_CONTENT_TYPE)
+    .send(JSON.stringify(problemBody(error, request.url.split('?')[0] ?? request.url)));
+}

@@ -1,0 +1,78 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../../core/errors.js';
+import type { AppDeps } from '../app.js';
+import { problemResponses } from '../openapi.js';
+import { JSON_CONTENT_TYPE, sendProblem, sendRaw } from '../problem.js';
+
+const Status = z.object({ status: z.string().meta({ example: 'ok' }) });
+const READINESS_TIMEOUT_MS = 2_000;
+
+export const healthRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Liveness: the process runs (touches no dependency)',
+        response: { 200: { description: 'Alive', content: { 'application/json': { schema: Status } } } },
+      },
+    },
+    async (_request, reply) => sendRaw(reply, 200, JSON_CONTENT_TYPE, '{"status":"ok"}'),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Readiness: the database answers and the schema is current; 503 from shutdown on',
+        response: {
+          200: { description: 'Ready', content: { 'application/json': { schema: Status } } },
+          ...problemResponses(503),
+        },
+      },
+    },
+    async (request, reply) => {
+      if (deps.lifecycle.shuttingDown) {
+        return sendProblem(request, reply, new AppError('unavailable', 'The server is shutting down.'));
+      }
+      let ready = false;
+      try {
+        ready = await deps.readiness(AbortSignal.timeout(READINESS_TIMEOUT_MS));
+      } catch (error) {
+        request.log.warn({ err: error }, 'readiness check failed');
+      }
+      if (!ready) {
+        return sendProblem(
+          request,
+          reply,
+          new AppError('unavailable', 'The database is unreachable or its schema is not current (run `orders migrate up`).', {
+            retryAfterSeconds: 5,
+          }),
+        );
+      }
+      return sendRaw(reply, 200, JSON_CONTENT_TYPE, '{"status":"ready"}');
+    },
+  );
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics (text exposition format)',
+        response: {
+          200: {
+            description: 'Metrics',
+            content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: z.string() } },
+          },
+        },
+      },
+    },
+    async (_request, reply) => {
+      const body = await deps.metrics.registry.metrics();
+      return sendRaw(reply, 200, deps.metrics.registry.contentType, body);
+    },
+  );
+};
