@@ -18,7 +18,10 @@ function intArg(name: string, min: number, max: number) {
 }
 
 /** Runs a command module's `run`, mapping known errors to exit codes (no process.exit deep inside). */
-async function execute(load: () => Promise<{ run: (...args: never[]) => Promise<number | undefined> }>, ...args: unknown[]) {
+async function execute(
+  load: () => Promise<{ run: (...args: never[]) => Promise<number | undefined> }>,
+  ...args: unknown[]
+) {
   try {
     const mod = await load();
     const code = await (mod.run as (...a: unknown[]) => Promise<number | undefined>)(...args);
@@ -50,7 +53,9 @@ export function buildProgram(): Command {
     .description('run the event worker alone; serves /healthz, /readyz and /metrics on WORKER_PORT')
     .action(() => execute(() => import('./commands/worker.js')));
 
-  const migrate = program.command('migrate').description('schema migrations (connects with MIGRATE_DATABASE_URL or DATABASE_URL)');
+  const migrate = program
+    .command('migrate')
+    .description('schema migrations (connects with MIGRATE_DATABASE_URL or DATABASE_URL)');
   migrate
     .command('up')
     .description('apply every pending migration (safe to run from several pods at once)')
@@ -59,7 +64,9 @@ export function buildProgram(): Command {
     .command('down')
     .description('revert the last N migrations (default 1)')
     .argument('[n]', 'how many migrations to revert', intArg('N', 1, 10_000))
-    .action((n?: number) => execute(() => import('./commands/migrate.js'), { action: 'down', count: n ?? 1 }));
+    .action((n?: number) =>
+      execute(() => import('./commands/migrate.js'), { action: 'down', count: n ?? 1 }),
+    );
   migrate
     .command('status')
     .description('list migrations and whether each is applied')
@@ -96,7 +103,12 @@ export function buildProgram(): Command {
     .command('list')
     .description('list outbox events, newest first')
     .addOption(
-      new Option('--status <status>', 'only events in this status').choices(['pending', 'processing', 'processed', 'dead']),
+      new Option('--status <status>', 'only events in this status').choices([
+        'pending',
+        'processing',
+        'processed',
+        'dead',
+      ]),
     )
     .option('--limit <n>', 'at most this many events', intArg('--limit', 1, 10_000), 50)
     .option('--json', 'print a JSON array instead of a table')
@@ -119,7 +131,12 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
-      const ok = ['commander.helpDisplayed', 'commander.help', 'commander.version', 'commander.executeSubCommandAsync'];
+      const ok = [
+        'commander.helpDisplayed',
+        'commander.help',
+        'commander.version',
+        'commander.executeSubCommandAsync',
+      ];
       process.exitCode = ok.includes(error.code) ? 0 : EXIT_USAGE;
       return;
     }

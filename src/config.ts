@@ -85,7 +85,12 @@ export class ConfigError extends Error {
 }
 
 /** Variables that may hold a credential: never echoed back in an error message. */
-const SECRET_VARS = new Set(['DATABASE_URL', 'MIGRATE_DATABASE_URL', 'NATS_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT']);
+const SECRET_VARS = new Set([
+  'DATABASE_URL',
+  'MIGRATE_DATABASE_URL',
+  'NATS_URL',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+]);
 
 function describeValue(name: string, value: unknown): string {
   if (typeof value !== 'string') return '';

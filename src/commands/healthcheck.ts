@@ -18,7 +18,9 @@ export async function run(options: { url?: string; timeout: number }): Promise<n
   }
   const status = await probe(url, options.timeout);
   if (status === 200) return 0;
-  process.stderr.write(`orders healthcheck: ${url.href} ${typeof status === 'number' ? `answered ${status}` : status}\n`);
+  process.stderr.write(
+    `orders healthcheck: ${url.href} ${typeof status === 'number' ? `answered ${status}` : status}\n`,
+  );
   return 1;
 }
 

@@ -33,7 +33,9 @@ export async function run(options: Options): Promise<number> {
     try {
       const status = await migrationStatus(db);
       for (const m of status) {
-        process.stdout.write(`${m.appliedAt ? 'applied' : 'pending'}  ${m.name}${m.appliedAt ? `  (${m.appliedAt.toISOString()})` : ''}\n`);
+        process.stdout.write(
+          `${m.appliedAt ? 'applied' : 'pending'}  ${m.name}${m.appliedAt ? `  (${m.appliedAt.toISOString()})` : ''}\n`,
+        );
       }
       const pending = status.filter((m) => !m.appliedAt).length;
       process.stdout.write(pending === 0 ? 'schema is current\n' : `${pending} pending\n`);
@@ -49,6 +51,10 @@ export async function run(options: Options): Promise<number> {
     logger,
   });
   const verb = options.action === 'up' ? 'applied' : 'reverted';
-  process.stdout.write(ran.length === 0 ? 'no migrations to run; schema is current\n' : `${verb} ${ran.length}: ${ran.join(', ')}\n`);
+  process.stdout.write(
+    ran.length === 0
+      ? 'no migrations to run; schema is current\n'
+      : `${verb} ${ran.length}: ${ran.join(', ')}\n`,
+  );
   return 0;
 }

@@ -8,7 +8,9 @@ import { buildApp } from '../server/app.js';
 
 export async function run(options: { format: 'json' | 'yaml' }): Promise<number> {
   const document = await buildOpenApiDocument(loadConfig().IDEMPOTENCY_TTL_HOURS);
-  process.stdout.write(options.format === 'yaml' ? stringify(document) : `${JSON.stringify(document, null, 2)}\n`);
+  process.stdout.write(
+    options.format === 'yaml' ? stringify(document) : `${JSON.stringify(document, null, 2)}\n`,
+  );
   return 0;
 }
 

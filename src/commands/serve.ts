@@ -70,13 +70,19 @@ export async function run(flags: ServeFlags): Promise<number> {
       },
     });
     await app.listen({ port: config.PORT, host: config.HOST });
-    logger.info({ port: config.PORT, host: config.HOST, embedded, worker: Boolean(worker) }, 'orders serve listening');
+    logger.info(
+      { port: config.PORT, host: config.HOST, embedded, worker: Boolean(worker) },
+      'orders serve listening',
+    );
     if (worker) await worker.start();
 
     const signal = await shutdownSignal;
     lifecycle.shuttingDown = true;
     lifecycle.draining = true;
-    logger.info({ signal, delayMs: config.SHUTDOWN_DELAY_MS }, 'readiness is now 503; still serving during the delay');
+    logger.info(
+      { signal, delayMs: config.SHUTDOWN_DELAY_MS },
+      'readiness is now 503; still serving during the delay',
+    );
     await sleep(config.SHUTDOWN_DELAY_MS);
 
     const drained = await within(
@@ -84,7 +90,10 @@ export async function run(flags: ServeFlags): Promise<number> {
       Promise.all([app.close(), worker?.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS })]),
     );
     if (!drained) {
-      logger.warn({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutdown timeout passed: closing remaining connections');
+      logger.warn(
+        { timeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+        'shutdown timeout passed: closing remaining connections',
+      );
       app.server.closeAllConnections();
     }
     await resources.release();

@@ -45,7 +45,14 @@ export interface DbOptions {
   applicationName?: string;
   /** How long a caller may wait for a free connection before the pool gives up. */
   connectionTimeoutMillis?: number;
+  /**
+   * Server-side lock_timeout for every statement. The app never holds locks for long, so a wait
+   * this long means contention (e.g. an Idempotency-Key whose first request is still running).
+   */
+  lockTimeoutMillis?: number;
 }
+
+export const DEFAULT_LOCK_TIMEOUT_MS = 2_000;
 
 /** int8 (bigint, count(*)) as a JS number: money totals are validated to stay safe integers. */
 const types = new pg.TypeOverrides();
@@ -59,6 +66,7 @@ export function createDb(options: DbOptions): Db {
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
     keepAlive: true,
     application_name: options.applicationName ?? 'orders',
+    lock_timeout: options.lockTimeoutMillis ?? DEFAULT_LOCK_TIMEOUT_MS,
     types,
   });
   // An idle client whose server went away emits 'error' on the pool; without a listener that
@@ -84,7 +92,9 @@ export function createDb(options: DbOptions): Db {
   const db: Db = {
     pool,
     query(text, values, queryOptions) {
-      return withClient(queryOptions?.signal, (client) => runQuery(client, text, values, queryOptions?.signal));
+      return withClient(queryOptions?.signal, (client) =>
+        runQuery(client, text, values, queryOptions?.signal),
+      );
     },
     transaction(fn, txOptions) {
       const signal = txOptions?.signal;

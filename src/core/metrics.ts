@@ -7,7 +7,8 @@ import type { PoolStats } from './db.js';
 
 export function createMetrics(options: { prefix?: string; defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  if (options.defaultMetrics !== false)
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
 
   const httpRequestDuration = new Histogram({
     name: 'http_request_duration_seconds',

@@ -44,7 +44,7 @@ export const OrderInput = z
       ctx.addIssue({ code: 'custom', path: ['items'], message: 'the order total must stay a safe integer' });
     }
   })
-  .meta({ id: 'OrderInput' });
+  .meta({ id: 'CreateOrder' });
 export type OrderInput = z.infer<typeof OrderInput>;
 
 export const OrderStatus = z.enum(['pending', 'confirmed', 'cancelled']);

@@ -6,8 +6,9 @@
  * together in a single round trip. A concurrent request with the same key blocks on the key's
  * unique index entry until the first commits, then replays its stored response.
  */
-import { AppError } from './errors.js';
+
 import type { Queryable, QueryOptions } from './db.js';
+import { AppError } from './errors.js';
 import { type Order, type OrderEvent, type OrderInput, orderTotal } from './order-schema.js';
 import { uuidv7 } from './uuid.js';
 
@@ -86,7 +87,10 @@ export function createOrdersService(options: OrdersServiceOptions) {
   const { db } = options;
   const ttlSeconds = options.idempotencyTtlHours * 3600;
 
-  async function create(command: CreateOrderCommand, queryOptions: QueryOptions = {}): Promise<CreateOrderResult> {
+  async function create(
+    command: CreateOrderCommand,
+    queryOptions: QueryOptions = {},
+  ): Promise<CreateOrderResult> {
     const { input, idempotency } = command;
     const now = new Date();
     const order: Order = {
@@ -183,7 +187,11 @@ export function createOrdersService(options: OrdersServiceOptions) {
       customerId: row.customer_id,
       status: row.status,
       currency: row.currency,
-      items: (row.items ?? []).map(([sku, quantity, unitPrice]) => ({ sku, quantity, unitPrice: Number(unitPrice) })),
+      items: (row.items ?? []).map(([sku, quantity, unitPrice]) => ({
+        sku,
+        quantity,
+        unitPrice: Number(unitPrice),
+      })),
       total: row.total,
       createdAt: row.created_at.toISOString(),
     };
@@ -192,7 +200,10 @@ export function createOrdersService(options: OrdersServiceOptions) {
   async function listEvents(orderId: string, queryOptions: QueryOptions = {}): Promise<OrderEvent[]> {
     const result = await db.query<{
       order_exists: boolean;
-      events: (Omit<OrderEvent, 'createdAt' | 'processedAt'> & { createdAt: string; processedAt: string | null })[];
+      events: (Omit<OrderEvent, 'createdAt' | 'processedAt'> & {
+        createdAt: string;
+        processedAt: string | null;
+      })[];
     }>({ name: 'orders.list_events', text: LIST_EVENTS_SQL }, [orderId], queryOptions);
     const row = result.rows[0];
     if (!row?.order_exists) throw orderNotFound(orderId);

@@ -2,12 +2,17 @@
  * buildApp(deps) → a FastifyInstance that never listens by itself. The process (commands/serve)
  * owns listening and shutdown; tests build the same app and use app.inject.
  */
-import { randomUUID } from 'node:crypto';
+
 import { isUtf8 } from 'node:buffer';
+import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import underPressure from '@fastify/under-pressure';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { jsonSchemaTransform, jsonSchemaTransformObject, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import type { ZodType } from 'zod';
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -53,13 +58,13 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const options: FastifyServerOptions = {
     loggerInstance: deps.logger,
-    disableRequestLogging: true,
+    // One line per request is written in onResponse (with route, status and duration).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     bodyLimit: BODY_LIMIT,
     genReqId: (req) => {
       const header = req.headers['x-request-id'];
       return typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
     },
-    requestIdLogLabel: 'requestId',
     return503OnClosing: false,
     forceCloseConnections: false,
   };
@@ -143,7 +148,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, new AppError('not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`)),
+    sendProblem(
+      request,
+      reply,
+      new AppError('not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`),
+    ),
   );
 
   if (deps.underPressure) {

@@ -7,7 +7,9 @@ import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 
 export const ProblemSchema = z
   .object({
-    type: z.string().meta({ description: 'URI reference naming the problem type', example: '/problems/not_found' }),
+    type: z
+      .string()
+      .meta({ description: 'URI reference naming the problem type', example: '/problems/not_found' }),
     title: z.string(),
     status: z.int(),
     detail: z.string(),
@@ -16,7 +18,9 @@ export const ProblemSchema = z
     errors: z
       .array(
         z.object({
-          path: z.string().meta({ description: 'JSON Pointer into the request body', example: '/items/0/quantity' }),
+          path: z
+            .string()
+            .meta({ description: 'JSON Pointer into the request body', example: '/items/0/quantity' }),
           message: z.string(),
         }),
       )
@@ -42,12 +46,17 @@ export function problemResponses(...statuses: number[]) {
   return Object.fromEntries(
     statuses.map((status) => [
       status,
-      { description: DESCRIPTIONS[status] ?? 'error', content: { 'application/problem+json': { schema: ProblemSchema } } },
+      {
+        description: DESCRIPTIONS[status] ?? 'error',
+        content: { 'application/problem+json': { schema: ProblemSchema } },
+      },
     ]),
   );
 }
 
-type Doc = { paths?: Record<string, Record<string, { responses?: Record<string, Record<string, unknown>> }>> };
+type Doc = {
+  paths?: Record<string, Record<string, { responses?: Record<string, Record<string, unknown>> }>>;
+};
 
 const header = (description: string, schema: Record<string, unknown> = { type: 'string' }) => ({
   description,
@@ -61,7 +70,9 @@ export function addResponseHeaders<T>(document: T): T {
     for (const [method, operation] of Object.entries(methods)) {
       for (const [status, response] of Object.entries(operation.responses ?? {})) {
         const headers: Record<string, unknown> = {
-          'X-Request-Id': header("The caller's X-Request-Id when it is 1–128 visible ASCII characters, else a new one"),
+          'X-Request-Id': header(
+            "The caller's X-Request-Id when it is 1–128 visible ASCII characters, else a new one",
+          ),
         };
         if (status === '409' || status === '503') {
           headers['Retry-After'] = header('Seconds to wait before retrying', { type: 'integer', minimum: 0 });

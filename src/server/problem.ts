@@ -44,7 +44,10 @@ export function toAppError(error: unknown): AppError {
   if (fe && typeof fe === 'object') {
     if (fe.validation && fe.validationContext) {
       return new AppError('validation_failed', 'The request is invalid.', {
-        errors: fe.validation.map((v) => ({ path: v.instancePath ?? '', message: v.message ?? 'is invalid' })),
+        errors: fe.validation.map((v) => ({
+          path: v.instancePath ?? '',
+          message: v.message ?? 'is invalid',
+        })),
       });
     }
     const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
@@ -56,8 +59,10 @@ export function toAppError(error: unknown): AppError {
         cause: error,
       });
     }
-    if (fe.statusCode === 413) return new AppError('payload_too_large', fastifyDetail('payload_too_large', fe));
-    if (fe.statusCode === 415) return new AppError('unsupported_media_type', fastifyDetail('unsupported_media_type', fe));
+    if (fe.statusCode === 413)
+      return new AppError('payload_too_large', fastifyDetail('payload_too_large', fe));
+    if (fe.statusCode === 415)
+      return new AppError('unsupported_media_type', fastifyDetail('unsupported_media_type', fe));
   }
   if (isUnavailable(error)) {
     return new AppError('unavailable', 'The database is unavailable. Retry shortly.', {
@@ -76,7 +81,10 @@ export function fromZod(error: ZodError, context: string | undefined): AppError 
     {
       errors: error.issues.flatMap((issue) =>
         issue.code === 'unrecognized_keys'
-          ? issue.keys.map((key) => ({ path: jsonPointer([...issue.path, key]), message: `${where}unknown field` }))
+          ? issue.keys.map((key) => ({
+              path: jsonPointer([...issue.path, key]),
+              message: `${where}unknown field`,
+            }))
           : [{ path: jsonPointer(issue.path), message: `${where}${issue.message}` }],
       ),
     },

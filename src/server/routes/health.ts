@@ -47,9 +47,13 @@ export const healthRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         return sendProblem(
           request,
           reply,
-          new AppError('unavailable', 'The database is unreachable or its schema is not current (run `orders migrate up`).', {
-            retryAfterSeconds: 5,
-          }),
+          new AppError(
+            'unavailable',
+            'The database is unreachable or its schema is not current (run `orders migrate up`).',
+            {
+              retryAfterSeconds: 5,
+            },
+          ),
         );
       }
       return sendRaw(reply, 200, JSON_CONTENT_TYPE, '{"status":"ready"}');

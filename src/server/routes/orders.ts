@@ -40,7 +40,10 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
       onRequest: async (request) => {
         const type = request.headers['content-type'];
         if (typeof type !== 'string' || !IS_JSON.test(type)) {
-          throw new AppError('unsupported_media_type', 'Send the body as JSON with Content-Type: application/json.');
+          throw new AppError(
+            'unsupported_media_type',
+            'Send the body as JSON with Content-Type: application/json.',
+          );
         }
       },
     },

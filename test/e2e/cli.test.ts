@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { freePort, runOrders } from '../helpers/process.js';
+
+describe('orders CLI', () => {
+  it('prints help for every command', async () => {
+    for (const args of [
+      ['--help'],
+      ['serve', '--help'],
+      ['migrate', 'up', '--help'],
+      ['healthcheck', '--help'],
+    ]) {
+      const r = await runOrders(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toContain('Usage: orders');
+    }
+  });
+
+  it('exits 2 naming the flag on bad usage', async () => {
+    const r = await runOrders(['serve', '--port', 'eighty']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--port');
+    expect((await runOrders(['serve', '--bogus'])).code).toBe(2);
+    expect((await runOrders(['nonsense'])).code).toBe(2);
+  });
+
+  it('exits 2 naming every invalid variable at once, without leaking secrets', async () => {
+    const r = await runOrders(['serve'], {
+      PORT: 'x',
+      DB_POOL_MAX: '-1',
+      DATABASE_URL: 'mysql://admin:hunter2@db/x',
+    });
+    expect(r.code).toBe(2);
+    for (const name of ['PORT', 'DB_POOL_MAX', 'DATABASE_URL']) expect(r.stderr).toContain(name);
+    expect(r.stderr + r.stdout).not.toContain('hunter2');
+  });
+
+  it('refuses worker and migrate without a database URL (exit 2)', async () => {
+    const migrate = await runOrders(['migrate', 'up']);
+    expect(migrate.code).toBe(2);
+    expect(migrate.stderr).toMatch(/DATABASE_URL/);
+    const worker = await runOrders(['worker']);
+    expect(worker.code).toBe(2);
+    expect(worker.stderr).toMatch(/DATABASE_URL/);
+  });
+
+  it('healthcheck exits 1 within its timeout against a closed port', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const r = await runOrders([
+      'healthcheck',
+      '--url',
+      `http://127.0.0.1:${port}/readyz`,
+      '--timeout',
+      '1000',
+    ]);
+    expect(r.code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const bad = await runOrders(['healthcheck', '--url', 'ftp://x']);
+    expect(bad.code).toBe(2);
+  });
+
+  it('prints the OpenAPI document as JSON and YAML', async () => {
+    const json = await runOrders(['openapi']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout).openapi).toBe('3.1.0');
+    const yaml = await runOrders(['openapi', '--format', 'yaml']);
+    expect(yaml.code).toBe(0);
+    expect(yaml.stdout).toContain('openapi: 3.1.0');
+    expect((await runOrders(['openapi', '--format', 'xml'])).code).toBe(2);
+  });
+});

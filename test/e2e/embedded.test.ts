@@ -1,0 +1,49 @@
+/** `npm ci && npx orders serve` on a bare machine: the embedded database, kept across restarts. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, spawnOrders, waitForHttp } from '../helpers/process.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function startServe(dataDir: string) {
+  const port = await freePort();
+  const proc = spawnOrders(['serve'], { PORT: String(port), ORDERS_DATA_DIR: dataDir, HOST: '127.0.0.1' });
+  await waitForHttp(`http://127.0.0.1:${port}/readyz`, { status: 200, timeoutMs: 60_000 });
+  return { proc, base: `http://127.0.0.1:${port}` };
+}
+
+describe('orders serve without DATABASE_URL', () => {
+  it('runs on the embedded database, warns, and keeps orders across a restart', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'orders-embedded-'));
+    dirs.push(dataDir);
+
+    const first = await startServe(dataDir);
+    expect((await fetch(`${first.base}/healthz`)).status).toBe(200);
+    const res = await fetch(`${first.base}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        customerId: 'dev',
+        currency: 'EUR',
+        items: [{ sku: 'A', quantity: 1, unitPrice: 42 }],
+      }),
+    });
+    expect(res.status).toBe(201);
+    const order = await res.json();
+    first.proc.child.kill('SIGTERM');
+    expect(await first.proc.exited).toBe(0);
+    expect(first.proc.stdout()).toMatch(/embedded PGlite database.*development/);
+
+    const second = await startServe(dataDir);
+    const again = await fetch(`${second.base}/orders/${order.id}`);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual(order);
+    second.proc.child.kill('SIGTERM');
+    expect(await second.proc.exited).toBe(0);
+  });
+});
