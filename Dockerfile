@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+# The orders service image: one CLI (`orders serve | worker | migrate | healthcheck | ...`).
+#
+#   docker build -t orders:1.0.0 .
+#   docker run --read-only --tmpfs /tmp -p 8080:8080 -e DATABASE_URL=... orders:1.0.0 serve
+#
+# Signals: node itself is PID 1 (no tini, no shell wrapper). The service installs its own SIGTERM
+# and SIGINT handlers (readiness 503 -> SHUTDOWN_DELAY_MS -> drain -> exit 0), which is all PID 1
+# needs: the kernel only withholds signals from PID 1 that have no handler. The service starts no
+# child processes, so there are no zombies to reap. `docker run --init` stays possible.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# ---- build: compile TypeScript with the dev dependencies --------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` would compile before the sources are copied (kept out of this layer
+# so that a source change does not re-download dependencies).
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- production dependencies only, without install scripts ------------------------------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+# ---- runtime ---------------------------------------------------------------------------------
+FROM ${NODE_IMAGE}
+# A fixed, high UID/GID (>= 10000) that cannot collide with a host user; numeric in USER so that
+# Kubernetes can verify runAsNonRoot.
+RUN groupadd --system --gid 10001 orders \
+  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+     --shell /usr/sbin/nologin orders
+ENV NODE_ENV=production \
+    ORDERS_DATA_DIR=/tmp/orders \
+    PORT=8080
+WORKDIR /app
+# Everything under /app stays root-owned and read-only for the service user.
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+COPY migrations ./migrations
+COPY templates ./templates
+USER 10001:10001
+EXPOSE 8080 8081
+# `orders healthcheck` probes http://127.0.0.1:$PORT/readyz; it loads no server code, so it is cheap.
+# (`orders worker` serves on WORKER_PORT: its container overrides this with --url.)
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "/app/bin/orders.js", "healthcheck"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "/app/bin/orders.js"]
+CMD ["serve"]

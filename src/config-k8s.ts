@@ -1,0 +1,306 @@
+/**
+ * What `orders render-k8s` reads: its own K8S_* variables (flags override them) and the app's
+ * non-secret variables, which are validated with the app's own schema (src/config.ts) so that a
+ * manifest never carries a value the service would refuse at start. Every problem is reported at
+ * once. Credentials (DATABASE_URL, MIGRATE_DATABASE_URL, NATS_URL) are never read here: the pods
+ * get them from the Secret named by K8S_DATABASE_SECRET.
+ */
+import { z } from 'zod';
+import { ConfigError, EnvSchema } from './config.js';
+
+/** The app variables carried into the ConfigMap when set (none of them may hold a credential). */
+export const CARRIED_APP_VARS = [
+  'LOG_LEVEL',
+  'DB_POOL_MAX',
+  'REQUEST_TIMEOUT_MS',
+  'SHUTDOWN_DELAY_MS',
+  'SHUTDOWN_TIMEOUT_MS',
+  'WORKER_ENABLED',
+  'WORKER_PORT',
+  'WORKER_CONCURRENCY',
+  'WORKER_BATCH_SIZE',
+  'WORKER_MAX_ATTEMPTS',
+  'WORKER_BACKOFF_BASE_MS',
+  'WORKER_BACKOFF_MAX_MS',
+  'IDEMPOTENCY_TTL_HOURS',
+  'OTEL_SERVICE_NAME',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'NOTIFY_FAILURE_RATE',
+] as const satisfies readonly (keyof typeof EnvSchema.shape)[];
+
+type CarriedVar = (typeof CARRIED_APP_VARS)[number];
+
+/**
+ * In Kubernetes the API pods stop taking traffic only once the endpoint removal has reached every
+ * proxy and load balancer: the service keeps serving (with /readyz 503) for this long after SIGTERM.
+ */
+export const K8S_DEFAULT_SHUTDOWN_DELAY_MS = 5000;
+
+/** OTLP's standard collector ports (gRPC, HTTP): always open for egress. */
+const OTLP_PORTS = [4317, 4318];
+
+export interface K8sConfig {
+  namespace: string;
+  image: string;
+  /** A label-safe form of the image's tag (or digest) for app.kubernetes.io/version. */
+  imageVersion: string;
+  minReplicas: number;
+  maxReplicas: number;
+  cpuTargetPercent: number;
+  databaseSecret: string;
+  prometheusRule: boolean;
+  workerPort: number;
+  shutdownDelayMs: number;
+  shutdownTimeoutMs: number;
+  /** Egress ports for the trace exporter, sorted. */
+  otlpPorts: number[];
+  /** The ConfigMap's data: carried app variables plus the values the manifests depend on, sorted. */
+  appEnv: Record<string, string>;
+}
+
+export interface K8sFlags {
+  image?: string | undefined;
+  namespace?: string | undefined;
+}
+
+// --- image references --------------------------------------------------------------------------
+
+// The grammar of github.com/distribution/reference, which container runtimes use.
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?`;
+const REFERENCE = new RegExp(
+  `^(?<name>(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*)` +
+    `(?::(?<tag>[\\w][\\w.-]{0,127}))?(?:@(?<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-zA-Z]+))?$`,
+);
+const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+const IMAGE_EXAMPLES =
+  'expected an image with a version tag or a digest, e.g. registry.example.com/orders:1.4.2 or registry.example.com/orders@sha256:<64 hex digits>';
+
+export type ImageReference =
+  | { ok: true; name: string; tag: string | undefined; digest: string | undefined }
+  | { ok: false; problem: string };
+
+/**
+ * Parses an image reference and refuses what would not pin one build: no tag (Kubernetes would
+ * pull `:latest`), `:latest` itself, or a malformed digest. `host:5000/orders` has a registry port,
+ * not a tag.
+ */
+export function parseImageReference(value: string): ImageReference {
+  const match = REFERENCE.exec(value);
+  if (!match?.groups || value.length > 512) {
+    return { ok: false, problem: `is not a valid image reference; ${IMAGE_EXAMPLES}` };
+  }
+  const { name = '', tag, digest } = match.groups;
+  if (name.length > 255) return { ok: false, problem: 'has a repository name over 255 characters' };
+  if (digest !== undefined && !SHA256_DIGEST.test(digest)) {
+    return { ok: false, problem: 'has a digest that is not sha256:<64 lowercase hex digits>' };
+  }
+  if (tag !== undefined && tag.toLowerCase() === 'latest') {
+    return { ok: false, problem: `uses the mutable tag "latest"; ${IMAGE_EXAMPLES}` };
+  }
+  if (tag === undefined && digest === undefined) {
+    return { ok: false, problem: `has no tag, so Kubernetes would pull "latest"; ${IMAGE_EXAMPLES}` };
+  }
+  return { ok: true, name, tag, digest };
+}
+
+/** A label value (<= 63 characters, alphanumeric at both ends) naming the image's version. */
+function versionLabel(ref: { tag: string | undefined; digest: string | undefined }): string {
+  const raw = ref.tag ?? `sha256-${(ref.digest ?? '').slice('sha256:'.length, 'sha256:'.length + 12)}`;
+  return raw
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+}
+
+// --- the K8S_* variables -----------------------------------------------------------------------
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `expected a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, `expected a whole number from ${min} to ${max}`)
+        .max(max, `expected a whole number from ${min} to ${max}`),
+    );
+
+const K8sSchema = z.object({
+  K8S_NAMESPACE: z
+    .string()
+    .trim()
+    .max(63, 'expected a namespace name of at most 63 characters')
+    .regex(DNS_LABEL, 'expected a namespace name: lowercase letters, digits and "-" (e.g. orders)')
+    .default('orders'),
+  K8S_IMAGE: z.string({ error: `required; ${IMAGE_EXAMPLES}` }).trim(),
+  K8S_MIN_REPLICAS: int(1, 1000).default(2),
+  K8S_MAX_REPLICAS: int(1, 1000).default(10),
+  K8S_CPU_TARGET_PERCENT: int(1, 100).default(70),
+  K8S_DATABASE_SECRET: z
+    .string()
+    .trim()
+    .max(253, 'expected a Secret name of at most 253 characters')
+    .regex(DNS_SUBDOMAIN, 'expected a Secret name: lowercase letters, digits, "-" and "." (e.g. orders-db)')
+    .default('orders-db'),
+  K8S_PROMETHEUS_RULE: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], 'expected true or false'))
+    .transform((v) => v === 'true' || v === '1' || v === 'yes')
+    .default(false),
+});
+
+type K8sVar = keyof typeof K8sSchema.shape;
+
+/** How a problem names its source: the flag when one was given, else the variable. */
+const FLAG_FOR: Partial<Record<K8sVar, keyof K8sFlags>> = { K8S_IMAGE: 'image', K8S_NAMESPACE: 'namespace' };
+
+function quote(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+}
+
+/**
+ * Reads render-k8s's configuration from `env` (pass `process.env`) and the command's flags,
+ * which override their variables. Throws ConfigError (exit 2) naming every offending variable
+ * or flag and what it expects.
+ */
+export function loadK8sConfig(env: Record<string, string | undefined>, flags: K8sFlags = {}): K8sConfig {
+  const issues: string[] = [];
+  const sourceName: Partial<Record<K8sVar, string>> = {};
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(K8sSchema.shape) as K8sVar[]) {
+    const flag = FLAG_FOR[key];
+    const fromFlag = flag === undefined ? undefined : flags[flag];
+    const value = fromFlag ?? env[key];
+    sourceName[key] = fromFlag !== undefined && flag !== undefined ? `--${flag}` : key;
+    if (value !== undefined && (value !== '' || fromFlag !== undefined)) raw[key] = value;
+  }
+  if (raw.K8S_IMAGE === undefined) {
+    // Named as both, since either fixes it.
+    sourceName.K8S_IMAGE = 'K8S_IMAGE (or --image)';
+  }
+
+  // Each variable on its own, so that one bad value does not hide the checks of the others.
+  const k8s: Partial<{ [K in K8sVar]: z.output<(typeof K8sSchema.shape)[K]> }> = {};
+  for (const key of Object.keys(K8sSchema.shape) as K8sVar[]) {
+    const parsed = (K8sSchema.shape[key] as z.ZodType).safeParse(raw[key]);
+    if (parsed.success) {
+      (k8s as Record<string, unknown>)[key] = parsed.data;
+      continue;
+    }
+    const got = raw[key] === undefined ? '' : ` (got ${quote(raw[key])})`;
+    for (const issue of parsed.error.issues) issues.push(`${sourceName[key] ?? key}: ${issue.message}${got}`);
+  }
+
+  const image = k8s.K8S_IMAGE === undefined ? undefined : parseImageReference(k8s.K8S_IMAGE);
+  if (image && !image.ok)
+    issues.push(`${sourceName.K8S_IMAGE}: ${quote(k8s.K8S_IMAGE ?? '')} ${image.problem}`);
+  if (k8s.K8S_MIN_REPLICAS !== undefined && k8s.K8S_MAX_REPLICAS !== undefined) {
+    if (k8s.K8S_MAX_REPLICAS < k8s.K8S_MIN_REPLICAS) {
+      issues.push(
+        `K8S_MAX_REPLICAS: expected at least K8S_MIN_REPLICAS (${k8s.K8S_MIN_REPLICAS}) (got ${k8s.K8S_MAX_REPLICAS})`,
+      );
+    }
+  }
+
+  const app = readAppVars(env, issues);
+  if (
+    issues.length > 0 ||
+    !image?.ok ||
+    k8s.K8S_IMAGE === undefined ||
+    k8s.K8S_NAMESPACE === undefined ||
+    k8s.K8S_MIN_REPLICAS === undefined ||
+    k8s.K8S_MAX_REPLICAS === undefined ||
+    k8s.K8S_CPU_TARGET_PERCENT === undefined ||
+    k8s.K8S_DATABASE_SECRET === undefined ||
+    k8s.K8S_PROMETHEUS_RULE === undefined
+  ) {
+    throw new ConfigError(issues);
+  }
+
+  const shutdownDelayMs = Number(app.SHUTDOWN_DELAY_MS ?? K8S_DEFAULT_SHUTDOWN_DELAY_MS);
+  const shutdownTimeoutMs = Number(app.SHUTDOWN_TIMEOUT_MS ?? defaultOf('SHUTDOWN_TIMEOUT_MS'));
+  const workerPort = Number(app.WORKER_PORT ?? defaultOf('WORKER_PORT'));
+  // The manifests are computed from these three, so the pods must not fall back to other defaults.
+  const appEnv: Record<string, string> = {
+    ...app,
+    SHUTDOWN_DELAY_MS: String(shutdownDelayMs),
+    SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
+    WORKER_PORT: String(workerPort),
+  };
+
+  return {
+    namespace: k8s.K8S_NAMESPACE,
+    image: k8s.K8S_IMAGE,
+    imageVersion: versionLabel(image),
+    minReplicas: k8s.K8S_MIN_REPLICAS,
+    maxReplicas: k8s.K8S_MAX_REPLICAS,
+    cpuTargetPercent: k8s.K8S_CPU_TARGET_PERCENT,
+    databaseSecret: k8s.K8S_DATABASE_SECRET,
+    prometheusRule: k8s.K8S_PROMETHEUS_RULE,
+    workerPort,
+    shutdownDelayMs,
+    shutdownTimeoutMs,
+    otlpPorts: otlpPorts(app.OTEL_EXPORTER_OTLP_ENDPOINT),
+    appEnv: Object.fromEntries(Object.entries(appEnv).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+  };
+}
+
+function defaultOf(key: CarriedVar): unknown {
+  const parsed = (EnvSchema.shape[key] as z.ZodType).safeParse(undefined);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * The carried app variables that are set, each validated by the app's schema and written back in
+ * its normal form (`yes` → `true`, ` 20 ` → `20`).
+ */
+function readAppVars(
+  env: Record<string, string | undefined>,
+  issues: string[],
+): Partial<Record<CarriedVar, string>> {
+  const out: Partial<Record<CarriedVar, string>> = {};
+  for (const key of CARRIED_APP_VARS) {
+    const value = env[key];
+    if (value === undefined || value === '') continue;
+    const parsed = (EnvSchema.shape[key] as z.ZodType).safeParse(value);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) issues.push(`${key}: ${issue.message} (got ${quote(value)})`);
+      continue;
+    }
+    out[key] = String(parsed.data);
+  }
+  const base = Number(out.WORKER_BACKOFF_BASE_MS ?? defaultOf('WORKER_BACKOFF_BASE_MS'));
+  const max = Number(out.WORKER_BACKOFF_MAX_MS ?? defaultOf('WORKER_BACKOFF_MAX_MS'));
+  if (max < base)
+    issues.push(`WORKER_BACKOFF_MAX_MS: expected at least WORKER_BACKOFF_BASE_MS (${base}) (got ${max})`);
+  const otlp = out.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (otlp !== undefined) {
+    const url = new URL(otlp);
+    if (url.username || url.password) {
+      // A ConfigMap is readable by anyone who may read the namespace's configuration.
+      issues.push(
+        'OTEL_EXPORTER_OTLP_ENDPOINT: expected a URL without user or password (they would land in a ConfigMap; send credentials with OTEL_EXPORTER_OTLP_HEADERS from a Secret)',
+      );
+    }
+  }
+  return out;
+}
+
+function otlpPorts(endpoint: string | undefined): number[] {
+  const ports = new Set(OTLP_PORTS);
+  if (endpoint !== undefined) {
+    const url = new URL(endpoint);
+    ports.add(url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80);
+  }
+  return [...ports].sort((a, b) => a - b);
+}
