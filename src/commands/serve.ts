@@ -14,6 +14,10 @@ import { isSchemaCurrent } from '../core/migrations.js';
 import { createOrdersService } from '../core/orders.js';
 import { openDatabase } from '../core/runtime.js';
 import { buildApp, type Lifecycle } from '../server/app.js';
+import { trackConnections } from '../server/connections.js';
+
+/** An idle keep-alive connection is closed this long after its last response, once draining. */
+const IDLE_CONNECTION_GRACE_MS = 250;
 
 export interface ServeFlags {
   port?: number;
@@ -69,6 +73,7 @@ export async function run(flags: ServeFlags): Promise<number> {
         return schemaCurrent;
       },
     });
+    const connections = trackConnections(app.server);
     await app.listen({ port: config.PORT, host: config.HOST });
     logger.info(
       { port: config.PORT, host: config.HOST, embedded, worker: Boolean(worker) },
@@ -78,23 +83,26 @@ export async function run(flags: ServeFlags): Promise<number> {
 
     const signal = await shutdownSignal;
     lifecycle.shuttingDown = true;
-    lifecycle.draining = true;
     logger.info(
       { signal, delayMs: config.SHUTDOWN_DELAY_MS },
       'readiness is now 503; still serving during the delay',
     );
     await sleep(config.SHUTDOWN_DELAY_MS);
-
+    // Only now ask clients to close: during the delay they keep their keep-alive connections
+    // (opening new ones would only race the listener's close).
+    lifecycle.draining = true;
+    const stopSweep = connections.drainGently(IDLE_CONNECTION_GRACE_MS);
     const drained = await within(
       config.SHUTDOWN_TIMEOUT_MS,
       Promise.all([app.close(), worker?.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS })]),
     );
+    stopSweep();
     if (!drained) {
       logger.warn(
-        { timeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+        { timeoutMs: config.SHUTDOWN_TIMEOUT_MS, openConnections: connections.open },
         'shutdown timeout passed: closing remaining connections',
       );
-      app.server.closeAllConnections();
+      connections.closeAll();
     }
     await resources.release();
     logger.info('shutdown complete');

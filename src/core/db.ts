@@ -77,7 +77,19 @@ export function createDb(options: DbOptions): Db {
 
   async function withClient<T>(signal: AbortSignal | undefined, fn: (client: pg.PoolClient) => Promise<T>) {
     throwIfAborted(signal);
-    const client = await acquire(pool, signal);
+    let client: pg.PoolClient;
+    try {
+      client = await acquire(pool, signal);
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      // Whatever stops us getting a connection (refused, restarting, not accepting connections,
+      // too many clients, pool wait timeout) means the database is unavailable to this process.
+      throw new DatabaseUnavailableError(error);
+    }
+    // pg removes the pool's error listener while a client is checked out; a socket error then
+    // (the server restarting under us) would be an unhandled 'error' event and crash the process.
+    // The failing query rejects on its own; this listener only keeps the event handled.
+    client.on('error', ignoreClientError);
     let discard = false;
     try {
       return await fn(client);
@@ -85,6 +97,7 @@ export function createDb(options: DbOptions): Db {
       discard = signal?.aborted === true || isUnavailable(error);
       throw error;
     } finally {
+      client.off('error', ignoreClientError);
       client.release(discard);
     }
   }
@@ -126,6 +139,17 @@ export function createDb(options: DbOptions): Db {
     },
   };
   return db;
+}
+
+function ignoreClientError(): void {}
+
+/** No connection could be had: transient by nature (see isRetryable). */
+export class DatabaseUnavailableError extends Error {
+  readonly code = 'DB_UNAVAILABLE';
+  constructor(cause: unknown) {
+    super(`could not get a database connection: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'DatabaseUnavailableError';
+  }
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -62,6 +62,7 @@ const RETRYABLE_SQLSTATES = new Set([
 ]);
 
 const RETRYABLE_NETWORK_CODES = new Set([
+  'DB_UNAVAILABLE', // DatabaseUnavailableError: no connection could be had
   'ECONNREFUSED',
   'ECONNRESET',
   'EPIPE',

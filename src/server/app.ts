@@ -19,7 +19,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { OrdersService } from '../core/orders.js';
 import { addResponseHeaders } from './openapi.js';
-import { fromZod, sendProblem, toAppError } from './problem.js';
+import { fromZod, PROBLEM_CONTENT_TYPE, problemBody, sendProblem, toAppError } from './problem.js';
 import { healthRoutes } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
 
@@ -66,6 +66,35 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
     },
     return503OnClosing: false,
+    // Router-level rejections (bad percent-encoding, over-long path parameters) take the same
+    // problem+json path as everything else.
+    frameworkErrors: (error, request, reply) => {
+      const detail =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path parameter is too long.' : 'The URL is malformed.';
+      sendProblem(request, reply, new AppError('validation_failed', detail, { cause: error }));
+    },
+    // Requests Node's HTTP parser rejects (oversized headers, garbage) never reach fastify;
+    // answer them in the same problem+json shape instead of Node's bare status line.
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable || (error as { code?: string }).code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      const tooLarge = (error as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify(
+        problemBody(
+          new AppError(
+            'validation_failed',
+            tooLarge ? 'The request headers are too large.' : 'The request is malformed.',
+          ),
+          '',
+        ),
+      );
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
     forceCloseConnections: false,
   };
   const app = Fastify(options).withTypeProvider<ZodTypeProvider>();

@@ -34,7 +34,7 @@ describe('orders serve without DATABASE_URL', () => {
       }),
     });
     expect(res.status).toBe(201);
-    const order = await res.json();
+    const order = (await res.json()) as { id: string };
     first.proc.child.kill('SIGTERM');
     expect(await first.proc.exited).toBe(0);
     expect(first.proc.stdout()).toMatch(/embedded PGlite database.*development/);

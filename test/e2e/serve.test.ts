@@ -63,7 +63,7 @@ describe.skipIf(!server)(`orders serve on PostgreSQL (${server ? 'real server' :
       }),
     });
     expect(created.status).toBe(201);
-    const order = await created.json();
+    const order = (await created.json()) as { id: string; total: number };
     expect(order.total).toBe(300);
     const fetched = await fetch(`${base}${created.headers.get('location')}`);
     expect(await fetched.json()).toEqual(order);
