@@ -4,9 +4,43 @@
  */
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { parseArgs } from 'node:util';
 import { UsageError } from './report.js';
 
-export async function run(options: { url?: string; timeout: number }): Promise<number> {
+const DEFAULT_TIMEOUT_MS = 2000;
+
+/** The fast path bin/orders.js takes: argv after `healthcheck`, parsed without commander. */
+export async function main(argv: string[]): Promise<number> {
+  let values: { url?: string | undefined; timeout?: string | undefined };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { url: { type: 'string' }, timeout: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    process.stderr.write(
+      `orders healthcheck: ${(error as Error).message} (usage: orders healthcheck [--url URL] [--timeout MS])\n`,
+    );
+    return 2;
+  }
+  const timeout = values.timeout === undefined ? DEFAULT_TIMEOUT_MS : Number(values.timeout);
+  if (!/^\d+$/.test(values.timeout ?? '1') || timeout < 1 || timeout > 600_000) {
+    process.stderr.write(
+      'orders healthcheck: --timeout expects a whole number of milliseconds from 1 to 600000\n',
+    );
+    return 2;
+  }
+  try {
+    return await run({ url: values.url, timeout });
+  } catch (error) {
+    process.stderr.write(`orders healthcheck: ${(error as Error).message}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
+
+export async function run(options: { url?: string | undefined; timeout: number }): Promise<number> {
   const port = process.env.PORT || '8080';
   const target = options.url ?? `http://127.0.0.1:${port}/readyz`;
   let url: URL;
