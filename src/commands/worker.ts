@@ -1,8 +1,187 @@
-/** `orders worker`: the event worker alone (arrives with the events work). */
+/**
+ * `orders worker`: the event worker alone (any number of replicas may run at once), with its own
+ * `/healthz`, `/readyz` and `/metrics` on WORKER_PORT.
+ *
+ * Shutdown (first SIGTERM/SIGINT): /readyz turns 503, the worker stops claiming, finishes its
+ * running events or releases them (bounded by SHUTDOWN_TIMEOUT_MS), the pool closes, exit 0.
+ * A second signal exits at once. There is no SHUTDOWN_DELAY_MS wait: no load balancer sends the
+ * worker traffic that would need to drain.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { loadConfig } from '../config.js';
+import { AppError } from '../core/errors.js';
+import { createResourceStack, waitForShutdownSignal } from '../core/lifecycle.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { createMetrics, type Metrics } from '../core/metrics.js';
+import { isSchemaCurrent } from '../core/migrations.js';
+import { openDatabase } from '../core/runtime.js';
+import { JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE, problemBody } from '../server/problem.js';
+import { createWorker } from '../worker/index.js';
+
+const READINESS_TIMEOUT_MS = 2_000;
 
 export async function run(): Promise<number> {
-  loadConfig();
-  process.stderr.write('orders worker: not yet available\n');
-  return 1;
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL);
+  const resources = createResourceStack(logger);
+  const shutdownSignal = waitForShutdownSignal(logger, () => {
+    logger.flush();
+    process.exit(1);
+  });
+
+  try {
+    const { db } = await openDatabase(config, logger, resources, {
+      allowEmbedded: false,
+      command: 'worker',
+      applicationName: 'orders-worker',
+    });
+    const metrics = createMetrics();
+    metrics.trackPool(() => db.stats());
+
+    const status = { shuttingDown: false, schemaCurrent: false };
+    const server = createProbeServer({
+      logger,
+      metrics,
+      isShuttingDown: () => status.shuttingDown,
+      readiness: async (signal) => {
+        await db.query('SELECT 1', undefined, { signal });
+        // Once current, the schema stays current for this process's lifetime.
+        status.schemaCurrent ||= await isSchemaCurrent(db, { signal });
+        return status.schemaCurrent;
+      },
+    });
+    await listen(server, config.WORKER_PORT, config.HOST);
+    resources.push('probe server', () => closeServer(server));
+
+    const worker = createWorker({ db, logger, metrics, config });
+    await worker.start();
+    logger.info(
+      { port: config.WORKER_PORT, host: config.HOST, workerId: worker.id },
+      'orders worker running',
+    );
+
+    const signal = await shutdownSignal;
+    status.shuttingDown = true;
+    logger.info(
+      { signal, timeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+      'readiness is now 503; draining the worker',
+    );
+    await worker.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+    await resources.release();
+    logger.info('shutdown complete');
+    return 0;
+  } catch (error) {
+    await resources.release();
+    throw error;
+  } finally {
+    logger.flush();
+  }
+}
+
+export interface ProbeServerDeps {
+  logger: Logger;
+  metrics: Metrics;
+  isShuttingDown: () => boolean;
+  /** True when the database answers and the schema is current. */
+  readiness: (signal: AbortSignal) => Promise<boolean>;
+}
+
+/** The worker's probes and metrics on a bare node:http server (no framework needed for three routes). */
+export function createProbeServer(deps: ProbeServerDeps): Server {
+  const server = createServer((request, response) => {
+    handle(deps, request, response).catch((error: unknown) => {
+      deps.logger.error({ err: error }, 'probe request failed');
+      if (!response.headersSent)
+        sendProblem(response, new AppError('internal', 'An unexpected error occurred.'), '');
+      else response.destroy();
+    });
+  });
+  // Probes are tiny; a stuck client must not hold a socket for long.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  return server;
+}
+
+async function handle(deps: ProbeServerDeps, request: IncomingMessage, response: ServerResponse) {
+  const path = (request.url ?? '/').split('?')[0] ?? '/';
+  if (deps.isShuttingDown()) response.setHeader('connection', 'close');
+  if (!['/healthz', '/readyz', '/metrics'].includes(path)) {
+    return sendProblem(
+      response,
+      new AppError('not_found', `No route ${path}. Try /healthz, /readyz or /metrics.`),
+      path,
+    );
+  }
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('allow', 'GET, HEAD');
+    response.writeHead(405, { 'content-type': JSON_CONTENT_TYPE });
+    response.end(JSON.stringify({ status: 405, detail: `Use GET ${path}.` }));
+    return;
+  }
+  if (path === '/healthz') return send(response, 200, JSON_CONTENT_TYPE, '{"status":"ok"}');
+  if (path === '/metrics') {
+    const body = await deps.metrics.registry.metrics();
+    return send(response, 200, deps.metrics.registry.contentType, body);
+  }
+  if (deps.isShuttingDown()) {
+    return sendProblem(response, new AppError('unavailable', 'The worker is shutting down.'), path);
+  }
+  let ready = false;
+  try {
+    ready = await deps.readiness(AbortSignal.timeout(READINESS_TIMEOUT_MS));
+  } catch (error) {
+    deps.logger.warn({ err: error }, 'readiness check failed');
+  }
+  if (!ready) {
+    return sendProblem(
+      response,
+      new AppError(
+        'unavailable',
+        'The database is unreachable or its schema is not current (run `orders migrate up`).',
+        {
+          retryAfterSeconds: 5,
+        },
+      ),
+      path,
+    );
+  }
+  return send(response, 200, JSON_CONTENT_TYPE, '{"status":"ready"}');
+}
+
+function send(response: ServerResponse, status: number, contentType: string, body: string) {
+  response.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+  response.end(response.req.method === 'HEAD' ? undefined : body);
+}
+
+function sendProblem(response: ServerResponse, error: AppError, instance: string) {
+  if (error.retryAfterSeconds !== undefined)
+    response.setHeader('retry-after', String(error.retryAfterSeconds));
+  send(response, error.status, PROBLEM_CONTENT_TYPE, JSON.stringify(problemBody(error, instance)));
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'EADDRINUSE' || error.code === 'EACCES'
+          ? new Error(`cannot listen on ${host}:${port}: ${error.message}. Set WORKER_PORT to a free port.`, {
+              cause: error,
+            })
+          : error,
+      );
+    });
+    server.listen(port, host, () => {
+      server.removeAllListeners('error');
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Keep-alive connections (a Prometheus scraper) would hold close() open.
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 1_000).unref();
+  });
 }

@@ -1,0 +1,108 @@
+/**
+ * Housekeeping the worker runs periodically: processed events (and their notifications) older
+ * than the retention are purged, and so are expired Idempotency-Key records. Deletes go in small
+ * batches (`LIMIT` + `SKIP LOCKED`), so each statement holds its locks briefly and replicas doing
+ * the same work at the same time do not queue behind each other. Dead events are never purged:
+ * they wait for an operator (`orders events retry`).
+ */
+import type { Db } from '../core/db.js';
+import { sleep } from '../core/lifecycle.js';
+import type { Logger } from '../core/logger.js';
+import { purgeExpiredIdempotencyKeys, purgeProcessedEvents } from '../core/outbox.js';
+
+export interface HousekeepingOptions {
+  db: Db;
+  logger: Logger;
+  /** Processed events older than this are deleted with their notifications. */
+  retentionMs: number;
+  /** Rows per delete statement. */
+  batchSize: number;
+  /** Time between runs; 0 disables the timer (runOnce still works). */
+  intervalMs: number;
+  /** A run stops after this long even if rows remain; the next run continues (default 30 s). */
+  maxRunMs?: number;
+}
+
+export interface PurgeCounts {
+  events: number;
+  idempotencyKeys: number;
+}
+
+export function createHousekeeper(options: HousekeepingOptions) {
+  const { db, logger } = options;
+  const maxRunMs = options.maxRunMs ?? 30_000;
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let current: Promise<unknown> | undefined;
+
+  async function drain(step: (signal: AbortSignal) => Promise<number>, until: number, signal: AbortSignal) {
+    let total = 0;
+    while (!signal.aborted && Date.now() < until) {
+      const n = await step(signal);
+      total += n;
+      if (n < options.batchSize) break;
+      // Give the database (and other replicas) room between batches.
+      await sleep(10, signal);
+    }
+    return total;
+  }
+
+  async function runOnce(signal: AbortSignal = controller.signal): Promise<PurgeCounts> {
+    const until = Date.now() + maxRunMs;
+    const events = await drain(
+      (s) =>
+        purgeProcessedEvents(
+          db,
+          { retentionMs: options.retentionMs, limit: options.batchSize },
+          { signal: s },
+        ),
+      until,
+      signal,
+    );
+    const idempotencyKeys = await drain(
+      (s) => purgeExpiredIdempotencyKeys(db, { limit: options.batchSize }, { signal: s }),
+      until,
+      signal,
+    );
+    if (events > 0 || idempotencyKeys > 0) {
+      logger.info(
+        { events, idempotencyKeys, retentionMs: options.retentionMs },
+        'housekeeping purged old rows',
+      );
+    }
+    return { events, idempotencyKeys };
+  }
+
+  function schedule(delayMs: number) {
+    if (controller.signal.aborted || options.intervalMs <= 0) return;
+    timer = setTimeout(() => {
+      current = runOnce()
+        .catch((error: unknown) => {
+          if (!controller.signal.aborted)
+            logger.warn({ err: error }, 'housekeeping failed; it will run again later');
+        })
+        .finally(() => {
+          current = undefined;
+          // ±10 % jitter so replicas started together drift apart.
+          schedule(options.intervalMs * (0.9 + Math.random() * 0.2));
+        });
+    }, delayMs);
+    timer.unref();
+  }
+
+  return {
+    /** First run after a short random delay, then every intervalMs. */
+    start() {
+      schedule(Math.min(options.intervalMs, 5_000) * Math.random());
+    },
+    /** Cancels the timer and any run in progress (a cancelled delete simply rolls back). */
+    async stop() {
+      controller.abort(new Error('housekeeping stopped'));
+      clearTimeout(timer);
+      await current?.catch(() => undefined);
+    },
+    runOnce,
+  };
+}
+
+export type Housekeeper = ReturnType<typeof createHousekeeper>;
