@@ -13,6 +13,7 @@ import { createMetrics } from '../core/metrics.js';
 import { isSchemaCurrent } from '../core/migrations.js';
 import { createOrdersService } from '../core/orders.js';
 import { openDatabase } from '../core/runtime.js';
+import { startTelemetry } from '../core/telemetry.js';
 import { buildApp, type Lifecycle } from '../server/app.js';
 import { trackConnections } from '../server/connections.js';
 
@@ -40,7 +41,14 @@ export async function run(flags: ServeFlags): Promise<number> {
   });
 
   try {
+    const telemetry = await startTelemetry({
+      endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+      serviceName: config.OTEL_SERVICE_NAME,
+      logger,
+    });
+    resources.push('telemetry', () => telemetry.shutdown());
     const { db, embedded } = await openDatabase(config, logger, resources, {
+      telemetry,
       allowEmbedded: true,
       command: 'serve',
       applicationName: 'orders-serve',
@@ -59,6 +67,7 @@ export async function run(flags: ServeFlags): Promise<number> {
 
     let schemaCurrent = false;
     const app = await buildApp({
+      telemetry,
       logger,
       orders,
       metrics,

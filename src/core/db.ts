@@ -7,6 +7,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { AppError, isUnavailable } from './errors.js';
+import { inSpan, SpanKind, type Telemetry } from './telemetry.js';
 
 export type QueryValues = readonly unknown[];
 
@@ -50,6 +51,8 @@ export interface DbOptions {
    * this long means contention (e.g. an Idempotency-Key whose first request is still running).
    */
   lockTimeoutMillis?: number;
+  /** When tracing is on, every query and transaction gets a client span. */
+  telemetry?: Telemetry;
 }
 
 export const DEFAULT_LOCK_TIMEOUT_MS = 2_000;
@@ -74,6 +77,28 @@ export function createDb(options: DbOptions): Db {
   pool.on('error', (error) => {
     options.logger.warn({ err: error }, 'idle database connection failed; it will be replaced');
   });
+
+  const telemetry = options.telemetry;
+  /** runQuery, inside a `pg <verb>` client span when tracing is on. */
+  const exec = <R extends pg.QueryResultRow>(
+    client: pg.PoolClient,
+    text: string | pg.QueryConfig,
+    values: QueryValues | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<pg.QueryResult<R>> => {
+    if (!telemetry?.enabled) return runQuery<R>(client, text, values, signal);
+    const sql = typeof text === 'string' ? text : text.text;
+    const name = typeof text === 'string' ? undefined : text.name;
+    return inSpan(
+      telemetry,
+      `pg ${name ?? sql.trim().split(/\s+/, 1)[0]?.toUpperCase() ?? 'query'}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { 'db.system.name': 'postgresql', 'db.query.text': sql.slice(0, 2000) },
+      },
+      () => runQuery<R>(client, text, values, signal),
+    );
+  };
 
   async function withClient<T>(signal: AbortSignal | undefined, fn: (client: pg.PoolClient) => Promise<T>) {
     throwIfAborted(signal);
@@ -105,31 +130,36 @@ export function createDb(options: DbOptions): Db {
   const db: Db = {
     pool,
     query(text, values, queryOptions) {
-      return withClient(queryOptions?.signal, (client) =>
-        runQuery(client, text, values, queryOptions?.signal),
-      );
+      return withClient(queryOptions?.signal, (client) => exec(client, text, values, queryOptions?.signal));
     },
     transaction(fn, txOptions) {
       const signal = txOptions?.signal;
-      return withClient(signal, async (client) => {
-        const tx: Queryable = {
-          query: (text, values, queryOptions) =>
-            runQuery(client, text, values, queryOptions?.signal ?? signal),
-        };
-        await runQuery(client, 'BEGIN', undefined, signal);
-        try {
-          const result = await fn(tx);
-          await runQuery(client, 'COMMIT', undefined, signal);
-          return result;
-        } catch (error) {
-          // If the connection is broken or the signal fired, the client is discarded and the
-          // server rolls back when the session ends; otherwise roll back explicitly.
-          if (!signal?.aborted && !isUnavailable(error)) {
-            await client.query('ROLLBACK').catch(() => undefined);
+      const run = () =>
+        withClient(signal, async (client) => {
+          const tx: Queryable = {
+            query: (text, values, queryOptions) => exec(client, text, values, queryOptions?.signal ?? signal),
+          };
+          await exec(client, 'BEGIN', undefined, signal);
+          try {
+            const result = await fn(tx);
+            await exec(client, 'COMMIT', undefined, signal);
+            return result;
+          } catch (error) {
+            // If the connection is broken or the signal fired, the client is discarded and the
+            // server rolls back when the session ends; otherwise roll back explicitly.
+            if (!signal?.aborted && !isUnavailable(error)) {
+              await client.query('ROLLBACK').catch(() => undefined);
+            }
+            throw error;
           }
-          throw error;
-        }
-      });
+        });
+      if (!telemetry?.enabled) return run();
+      return inSpan(
+        telemetry,
+        'pg transaction',
+        { kind: SpanKind.CLIENT, attributes: { 'db.system.name': 'postgresql' } },
+        run,
+      );
     },
     stats() {
       return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.max };

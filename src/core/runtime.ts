@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import { createDb, type Db } from './db.js';
 import type { ResourceStack } from './lifecycle.js';
 import type { Logger } from './logger.js';
+import type { Telemetry } from './telemetry.js';
 
 export interface OpenedDatabase {
   db: Db;
@@ -18,7 +19,7 @@ export async function openDatabase(
   config: Config,
   logger: Logger,
   resources: ResourceStack,
-  options: { allowEmbedded: boolean; command: string; applicationName: string },
+  options: { allowEmbedded: boolean; command: string; applicationName: string; telemetry?: Telemetry },
 ): Promise<OpenedDatabase> {
   let url = config.DATABASE_URL;
   let max = config.DB_POOL_MAX;
@@ -45,7 +46,13 @@ export async function openDatabase(
     max = 1;
     embedded = true;
   }
-  const db = createDb({ connectionString: url, max, logger, applicationName: options.applicationName });
+  const db = createDb({
+    connectionString: url,
+    max,
+    logger,
+    applicationName: options.applicationName,
+    telemetry: options.telemetry,
+  });
   resources.push('database pool', () => db.close());
   return { db, url, embedded };
 }

@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import underPressure from '@fastify/under-pressure';
+import type { Span } from '@opentelemetry/api';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import {
   jsonSchemaTransform,
@@ -18,6 +19,16 @@ import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { OrdersService } from '../core/orders.js';
+import {
+  context,
+  disabledTelemetry,
+  extractContext,
+  SpanKind,
+  SpanStatusCode,
+  type Telemetry,
+  trace,
+  traceIdFromTraceparent,
+} from '../core/telemetry.js';
 import { addResponseHeaders } from './openapi.js';
 import { fromZod, PROBLEM_CONTENT_TYPE, problemBody, sendProblem, toAppError } from './problem.js';
 import { healthRoutes } from './routes/health.js';
@@ -42,6 +53,8 @@ export interface AppDeps {
   readiness: (signal: AbortSignal) => Promise<boolean>;
   requestTimeoutMs: number;
   idempotencyTtlHours: number;
+  /** Tracing; off when absent. */
+  telemetry?: Telemetry | undefined;
   /** Load shedding thresholds; off in tests unless given. */
   underPressure?: { maxEventLoopDelayMs: number } | undefined;
 }
@@ -50,6 +63,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Aborted when the request's deadline passes or the client goes away: hand it to the database. */
     cancellation: AbortSignal;
+    /** The request's server span, when tracing is on. */
+    span: Span | undefined;
   }
 }
 
@@ -124,6 +139,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.decorateRequest('cancellation', null as unknown as AbortSignal);
+  app.decorateRequest('span', undefined);
+  const telemetry = deps.telemetry ?? disabledTelemetry();
 
   app.addHook('onRequest', async (request, reply) => {
     const controller = new AbortController();
@@ -143,6 +160,41 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   });
 
+  // Tracing: the request's server span (parented by the caller's traceparent) is made active for
+  // everything the handler awaits. Body parsing runs in the socket's async context, so the span
+  // is activated again right before the handler. With tracing off, only the log line carries
+  // the caller's trace id.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (!telemetry.enabled) {
+      const traceId = traceIdFromTraceparent(request.headers.traceparent);
+      if (traceId) request.log = request.log.child({ traceId });
+      done();
+      return;
+    }
+    const parent = extractContext(request.headers);
+    const span = telemetry.tracer.startSpan(
+      `${request.method} ${request.routeOptions.url ?? 'unmatched'}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'http.request.method': request.method,
+          'url.path': request.url.split('?')[0] ?? request.url,
+          'http.route': request.routeOptions.url ?? 'unmatched',
+          'http.request.id': request.id,
+        },
+      },
+      parent,
+    );
+    request.span = span;
+    const { traceId, spanId } = span.spanContext();
+    request.log = request.log.child({ traceId, spanId });
+    context.with(trace.setSpan(parent, span), done);
+  });
+  app.addHook('preHandler', (request, _reply, done) => {
+    if (request.span) context.with(trace.setSpan(context.active(), request.span), done);
+    else done();
+  });
+
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
     if (deps.lifecycle.draining) reply.header('connection', 'close');
@@ -151,6 +203,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
+    if (request.span) {
+      request.span.setAttribute('http.response.status_code', reply.statusCode);
+      if (reply.statusCode >= 500) request.span.setStatus({ code: SpanStatusCode.ERROR });
+      request.span.end();
+    }
     const seconds = reply.elapsedTime / 1000;
     deps.metrics.httpRequestDuration.observe(
       { method: request.method, route, status_code: String(reply.statusCode) },

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
 import { parseIdempotencyKey, requestFingerprint } from '../../core/idempotency.js';
 import { Order, OrderEvents, OrderIdParams, OrderInput } from '../../core/order-schema.js';
+import type { CreateOrderResult } from '../../core/orders.js';
+import { currentTraceCarrier, disabledTelemetry } from '../../core/telemetry.js';
 import type { AppDeps } from '../app.js';
 import { problemResponses } from '../openapi.js';
 import { JSON_CONTENT_TYPE, sendRaw } from '../problem.js';
@@ -23,6 +25,8 @@ const IdempotencyHeaders = z.looseObject({
 });
 
 export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
+  const telemetry = deps.telemetry ?? disabledTelemetry();
+
   app.post(
     '/orders',
     {
@@ -49,15 +53,26 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
     },
     async (request, reply) => {
       const key = parseIdempotencyKey(request.headers['idempotency-key']);
-      const result = await deps.orders.create(
-        {
-          input: request.body,
-          idempotency: key
-            ? { key, fingerprint: requestFingerprint('POST', '/orders', request.body) }
-            : undefined,
-        },
-        { signal: request.cancellation },
-      );
+      let result: CreateOrderResult;
+      try {
+        result = await deps.orders.create(
+          {
+            input: request.body,
+            idempotency: key
+              ? { key, fingerprint: requestFingerprint('POST', '/orders', request.body) }
+              : undefined,
+            traceContext: currentTraceCarrier(telemetry, request.headers.traceparent),
+          },
+          { signal: request.cancellation },
+        );
+      } catch (error) {
+        if (error instanceof AppError && error.code === 'idempotency_key_in_use') {
+          deps.metrics.idempotency.inc({ outcome: 'conflict' });
+        } else if (error instanceof AppError && error.code === 'idempotency_key_reused') {
+          deps.metrics.idempotency.inc({ outcome: 'mismatch' });
+        }
+        throw error;
+      }
       if (result.kind === 'created') {
         deps.metrics.ordersCreated.inc();
         if (key) deps.metrics.idempotency.inc({ outcome: 'created' });

@@ -1,0 +1,76 @@
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb } from '../../src/core/db.js';
+import { startTelemetry, type Telemetry } from '../../src/core/telemetry.js';
+import { buildTestApp, validOrder } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
+
+let tdb: TestDatabase;
+let app: FastifyInstance;
+let telemetry: Telemetry;
+const exporter = new InMemorySpanExporter();
+
+beforeAll(async () => {
+  telemetry = await startTelemetry({ serviceName: 'orders-test', logger: testLogger, exporter });
+  tdb = await createTestDatabase();
+  // The same database, through a pool that traces its queries.
+  const tracedDb = createDb({
+    connectionString: tdb.url,
+    max: tdb.kind === 'pglite' ? 1 : 5,
+    logger: testLogger,
+    telemetry,
+  });
+  const original = tdb.db;
+  await original.close();
+  tdb.db = tracedDb;
+  ({ app } = await buildTestApp(tdb, { telemetry }));
+});
+
+afterAll(async () => {
+  await app?.close();
+  await tdb?.drop();
+  await telemetry?.shutdown();
+});
+
+describe('tracing', () => {
+  it('gives a POST a server span with its database spans in the same trace, parented by traceparent', async () => {
+    exporter.reset();
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const res = await app.inject({
+      method: 'POST',
+      url: '/orders',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+      payload: JSON.stringify(validOrder()),
+    });
+    expect(res.statusCode).toBe(201);
+    const spans = exporter.getFinishedSpans();
+    const server = spans.find((s) => s.name === 'POST /orders');
+    expect(server).toBeDefined();
+    expect(server!.spanContext().traceId).toBe(traceId);
+    expect(server!.attributes['http.response.status_code']).toBe(201);
+    const dbSpans = spans.filter((s) => s.name.startsWith('pg '));
+    expect(dbSpans.length).toBeGreaterThan(0);
+    for (const span of dbSpans) {
+      expect(span.spanContext().traceId).toBe(traceId);
+      expect(span.parentSpanContext?.spanId).toBe(server!.spanContext().spanId);
+    }
+
+    // The outbox event carries the request's trace context for the worker.
+    const order = res.json() as { id: string };
+    const stored = await tdb.db.query<{ trace_context: { traceparent: string } }>(
+      'SELECT trace_context FROM outbox_events WHERE aggregate_id = $1',
+      [order.id],
+    );
+    expect(stored.rows[0]!.trace_context.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+  });
+
+  it('starts a new trace without traceparent and marks 5xx spans as errors', async () => {
+    exporter.reset();
+    const res = await app.inject({ method: 'GET', url: '/orders/00000000-0000-4000-8000-000000000000' });
+    expect(res.statusCode).toBe(404);
+    const server = exporter.getFinishedSpans().find((s) => s.name === 'GET /orders/:id');
+    expect(server?.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(server?.attributes['http.response.status_code']).toBe(404);
+  });
+});
