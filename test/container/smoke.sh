@@ -117,16 +117,17 @@ build_base_image() {
 
   local changes=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["node"]')
   # Where TLS to the registry is intercepted by a local CA (as on this VM), the stand-in base trusts
-  # it the way the host does, so `npm ci` in the build works; the Dockerfile itself stays unchanged.
-  if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+  # what the host trusts, so `npm ci` in the build works; the Dockerfile itself stays unchanged.
+  local host_ca="${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}"
+  if [ -f "$host_ca" ]; then
     mkdir -p "$rootfs/etc/ssl/certs"
-    cp "$NODE_EXTRA_CA_CERTS" "$rootfs/etc/ssl/certs/host-ca-bundle.crt"
+    cp "$host_ca" "$rootfs/etc/ssl/certs/host-ca-bundle.crt"
     changes+=(--change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/host-ca-bundle.crt')
   fi
   # What the real -slim image leaves out as well.
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* \
     "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log
-  timeout 600 bash -c 'tar -C "$1" -c . | podman import "${@:3}" - "$2"' _ "$rootfs" "$BASE_IMAGE" "${changes[@]}" >/dev/null
+  timeout 600 bash -c 'tar -C "$1" -c . | podman import --quiet "${@:3}" - "$2"' _ "$rootfs" "$BASE_IMAGE" "${changes[@]}" >/dev/null
   rm -rf "$rootfs" "$WORK/node"
 }
 
