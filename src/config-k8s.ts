@@ -191,19 +191,21 @@ export function loadK8sConfig(env: Record<string, string | undefined>, flags: K8
 
   // Each variable on its own, so that one bad value does not hide the checks of the others.
   const k8s: Partial<{ [K in K8sVar]: z.output<(typeof K8sSchema.shape)[K]> }> = {};
+  let image: ImageReference | undefined;
   for (const key of Object.keys(K8sSchema.shape) as K8sVar[]) {
     const parsed = (K8sSchema.shape[key] as z.ZodType).safeParse(raw[key]);
     if (parsed.success) {
       (k8s as Record<string, unknown>)[key] = parsed.data;
+      if (key === 'K8S_IMAGE') {
+        image = parseImageReference(String(parsed.data));
+        if (!image.ok) issues.push(`${sourceName.K8S_IMAGE}: ${quote(String(parsed.data))} ${image.problem}`);
+      }
       continue;
     }
     const got = raw[key] === undefined ? '' : ` (got ${quote(raw[key])})`;
     for (const issue of parsed.error.issues) issues.push(`${sourceName[key] ?? key}: ${issue.message}${got}`);
   }
 
-  const image = k8s.K8S_IMAGE === undefined ? undefined : parseImageReference(k8s.K8S_IMAGE);
-  if (image && !image.ok)
-    issues.push(`${sourceName.K8S_IMAGE}: ${quote(k8s.K8S_IMAGE ?? '')} ${image.problem}`);
   if (k8s.K8S_MIN_REPLICAS !== undefined && k8s.K8S_MAX_REPLICAS !== undefined) {
     if (k8s.K8S_MAX_REPLICAS < k8s.K8S_MIN_REPLICAS) {
       issues.push(
@@ -283,6 +285,10 @@ function readAppVars(
   const max = Number(out.WORKER_BACKOFF_MAX_MS ?? defaultOf('WORKER_BACKOFF_MAX_MS'));
   if (max < base)
     issues.push(`WORKER_BACKOFF_MAX_MS: expected at least WORKER_BACKOFF_BASE_MS (${base}) (got ${max})`);
+  if (out.WORKER_PORT === '0') {
+    // The app may pick an ephemeral port; a pod's probes and NetworkPolicy need a fixed one.
+    issues.push('WORKER_PORT: expected a fixed port from 1 to 65535 for Kubernetes probes (got 0)');
+  }
   const otlp = out.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (otlp !== undefined) {
     const url = new URL(otlp);

@@ -153,8 +153,9 @@ export function renderManifests(config: K8sConfig, templatesDir = TEMPLATES_DIR)
     render<V1NetworkPolicy>('network-policy.yaml', {
       ...meta(APP_NAME),
       podSelector: common,
-      apiPort: API_PORT,
-      workerPort: config.workerPort,
+      ingressPorts: [...new Set([API_PORT, config.workerPort])].map(
+        (port): V1NetworkPolicyPort => ({ protocol: 'TCP', port }),
+      ),
       otlpPorts: config.otlpPorts.map((port): V1NetworkPolicyPort => ({ protocol: 'TCP', port })),
     }),
     render<V1Job>('migration-job.yaml', {

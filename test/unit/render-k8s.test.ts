@@ -527,6 +527,15 @@ describe('render-k8s: production properties', () => {
     expect(ports(customNp.spec!.egress)).toContain('TCP/443');
   });
 
+  it('WORKER_PORT must be a fixed port (the app alone may take 0, an ephemeral one)', () => {
+    expect(() => loadK8sConfig({ K8S_IMAGE: IMAGE, WORKER_PORT: '0' })).toThrow(
+      /WORKER_PORT: expected a fixed port/,
+    );
+    const same = render({ ...GOLDEN_ENV, WORKER_PORT: '8080' });
+    const np = same.find((o) => o.kind === 'NetworkPolicy') as k8sClient.V1NetworkPolicy;
+    expect(np.spec!.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }]);
+  });
+
   it('WORKER_PORT moves the worker port, its probes, annotations and NetworkPolicy together', () => {
     const custom = render({ ...GOLDEN_ENV, WORKER_PORT: '9091' });
     const worker = custom.find(
