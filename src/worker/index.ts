@@ -104,14 +104,15 @@ export function defaultWorkerId(): string {
 
 export function resolveWorkerOptions(overrides: Partial<WorkerOptions> = {}): WorkerOptions {
   const leaseMs = overrides.leaseMs ?? 60_000;
+  const pollIntervalMs = overrides.pollIntervalMs ?? 1_000;
   const options: WorkerOptions = {
     workerId: overrides.workerId ?? defaultWorkerId(),
     leaseMs,
     handlerTimeoutMs: overrides.handlerTimeoutMs ?? Math.min(30_000, Math.floor(leaseMs / 2)),
-    pollIntervalMs: overrides.pollIntervalMs ?? 1_000,
-    maxIdlePollIntervalMs: overrides.maxIdlePollIntervalMs ?? 5_000,
+    pollIntervalMs,
+    maxIdlePollIntervalMs: overrides.maxIdlePollIntervalMs ?? Math.max(2_000, pollIntervalMs),
     maxErrorBackoffMs: overrides.maxErrorBackoffMs ?? 30_000,
-    wakeCoalesceMs: overrides.wakeCoalesceMs ?? 2,
+    wakeCoalesceMs: overrides.wakeCoalesceMs ?? 5,
     retentionMs: overrides.retentionMs ?? 7 * DAY_MS,
     housekeepingIntervalMs: overrides.housekeepingIntervalMs ?? 60_000,
     housekeepingBatchSize: overrides.housekeepingBatchSize ?? 1_000,
@@ -157,8 +158,10 @@ export function createWorker(deps: WorkerDeps): Worker {
   const maxAttempts = config.WORKER_MAX_ATTEMPTS;
   // Claim again when fewer than this many events wait locally, so handlers never starve.
   const lowWater = Math.max(1, Math.min(concurrency, batchSize));
-  // Events held at once (buffered, running, or waiting for their outcome to be written).
-  const maxHeld = batchSize + concurrency;
+  // Events held at once (buffered, running, or waiting for their outcome to be written). Room
+  // for two batches lets the next claim overlap the previous batch's outcome write, so a busy
+  // pool costs one wait per batch instead of two.
+  const maxHeld = 2 * batchSize + concurrency;
   const maxWoken = options.queueCapacity;
 
   const notifier =

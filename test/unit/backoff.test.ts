@@ -34,14 +34,15 @@ describe('backoffDelay', () => {
   });
 
   it('waits exactly base on the first retry and doubles the ceiling per attempt (equal jitter)', () => {
-    const opts = (random: () => number) => ({ baseMs: 100, maxMs: 100_000, random });
-    expect(backoffDelay(1, opts(() => 0))).toBe(100);
-    expect(backoffDelay(1, opts(() => 0.99))).toBe(100);
+    const delay = (attempt: number, r: number) =>
+      backoffDelay(attempt, { baseMs: 100, maxMs: 100_000, random: () => r });
+    expect(delay(1, 0)).toBe(100);
+    expect(delay(1, 0.99)).toBe(100);
     // attempt n: uniformly in [100·2^(n-2), 100·2^(n-1)]
-    expect(backoffDelay(2, opts(() => 0))).toBe(100);
-    expect(backoffDelay(2, opts(() => 1))).toBe(200);
-    expect(backoffDelay(5, opts(() => 0))).toBe(800);
-    expect(backoffDelay(5, opts(() => 1))).toBe(1600);
+    expect(delay(2, 0)).toBe(100);
+    expect(delay(2, 1)).toBe(200);
+    expect(delay(5, 0)).toBe(800);
+    expect(delay(5, 1)).toBe(1600);
   });
 
   it('reaches the cap and stays there without overflowing', () => {
@@ -53,7 +54,9 @@ describe('backoffDelay', () => {
 
   it('spreads retries: the jittered delays are not all equal', () => {
     const random = seeded(7);
-    const delays = new Set(Array.from({ length: 50 }, () => backoffDelay(6, { baseMs: 1000, maxMs: 300_000, random })));
+    const delays = new Set(
+      Array.from({ length: 50 }, () => backoffDelay(6, { baseMs: 1000, maxMs: 300_000, random })),
+    );
     expect(delays.size).toBeGreaterThan(40);
   });
 

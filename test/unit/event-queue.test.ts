@@ -119,7 +119,10 @@ describe('event queue', () => {
     await sleep(10);
     closed = true;
     q.close();
-    const ended = await Promise.race([Promise.all(consumers).then(() => true), sleep(1_000).then(() => false)]);
+    const ended = await Promise.race([
+      Promise.all(consumers).then(() => true),
+      sleep(1_000).then(() => false),
+    ]);
     expect(ended).toBe(true);
     expect(iterationsAfterClose).toBe(0);
 

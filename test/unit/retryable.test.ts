@@ -59,7 +59,9 @@ describe('simulated notifier', () => {
   const signal = new AbortController().signal;
 
   it('never fails at rate 0 and always fails (retryably) at rate 1', async () => {
-    await expect(createSimulatedNotifier({ failureRate: 0 }).send(notification, { signal })).resolves.toBeUndefined();
+    await expect(
+      createSimulatedNotifier({ failureRate: 0 }).send(notification, { signal }),
+    ).resolves.toBeUndefined();
     const failing = createSimulatedNotifier({ failureRate: 1 });
     const error = await failing.send(notification, { signal }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TransientError);
@@ -71,7 +73,12 @@ describe('simulated notifier', () => {
     const notifier = createSimulatedNotifier({ failureRate: 0.3, random: () => values.shift()! });
     const outcomes = [];
     for (let i = 0; i < 4; i++) {
-      outcomes.push(await notifier.send(notification, { signal }).then(() => 'ok', () => 'fail'));
+      outcomes.push(
+        await notifier.send(notification, { signal }).then(
+          () => 'ok',
+          () => 'fail',
+        ),
+      );
     }
     expect(outcomes).toEqual(['fail', 'ok', 'fail', 'ok']);
   });
