@@ -242,7 +242,7 @@ step "orders serve --no-worker on port $port (read-only root, DATABASE_URL as $A
 start_app "$CONTAINER" -e PORT="$port" "$IMAGE" serve --no-worker
 wait_ready "$CONTAINER" "$base/readyz"
 ok "/readyz 200"
-curl -fsS -m 5 "$base/healthz" | grep -q '"ok"' || die "/healthz"
+[[ "$(curl -fsS -m 5 "$base/healthz")" == *'"ok"'* ]] || die "/healthz"
 ok "/healthz 200"
 
 step "order round trip: POST /orders then GET /orders/{id}"
@@ -259,7 +259,8 @@ fetched="$(curl -fsS -m 10 "$base/orders/$id")" || die "GET /orders/$id failed"
 node -e 'const [a,b]=process.argv.slice(1).map(JSON.parse); if (JSON.stringify(a)!==JSON.stringify(b)) process.exit(1)' \
   "$created" "$fetched" || die "GET body differs from the POST body: $fetched"
 ok "GET returns the same order"
-curl -fsS -m 5 "$base/metrics" | grep -q '^# HELP' || die "/metrics is not Prometheus text"
+# (Read whole before matching: `curl | grep -q` fails under pipefail when grep stops early.)
+[[ "$(curl -fsS -m 5 "$base/metrics")" == *'# HELP '* ]] || die "/metrics is not Prometheus text"
 ok "/metrics serves Prometheus text"
 
 step "the image's HEALTHCHECK command"
@@ -277,11 +278,11 @@ start_app "$WORKER_CONTAINER" -e WORKER_PORT="$worker_port" "$IMAGE" worker
 wait_ready "$WORKER_CONTAINER" "http://127.0.0.1:$worker_port/readyz"
 ok "worker /readyz 200"
 curl -fsS -m 5 "http://127.0.0.1:$worker_port/healthz" >/dev/null || die "worker /healthz"
-curl -fsS -m 5 "http://127.0.0.1:$worker_port/metrics" | grep -q '^# HELP' || die "worker /metrics"
+[[ "$(curl -fsS -m 5 "http://127.0.0.1:$worker_port/metrics")" == *'# HELP '* ]] || die "worker /metrics"
 ok "worker /healthz and /metrics"
 processed=""
 for _ in $(seq 1 60); do
-  if curl -fsS -m 5 "$base/orders/$id/events" | grep -q '"status":"processed"'; then
+  if [[ "$(curl -fsS -m 5 "$base/orders/$id/events" || true)" == *'"status":"processed"'* ]]; then
     processed=1
     break
   fi
