@@ -53,6 +53,8 @@ cleanup() {
   psql -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
   psql -q -d postgres -c "DROP ROLE IF EXISTS $APP_ROLE" >/dev/null 2>&1
   if [ "${SMOKE_KEEP_IMAGE:-0}" != 1 ]; then podman rmi -f "$IMAGE" >/dev/null 2>&1; fi
+  # Build stages stay as the layer cache for a day (a rebuild then takes seconds), then go.
+  podman image prune -f --filter until=24h >/dev/null 2>&1
   rm -rf "$WORK"
   if [ "$rc" -eq 0 ]; then echo "container smoke test: passed in $((SECONDS - STARTED))s"; else echo "container smoke test: FAILED (exit $rc)"; fi
   exit "$rc"
