@@ -306,7 +306,9 @@ export function createWorker(deps: WorkerDeps): Worker {
             attempts: event.attempts,
             dead: true,
             delayMs: 0,
-            error: `gave up after ${event.attempts - 1} attempts whose lease expired before they finished`,
+            error:
+              `attempt ${event.attempts} exceeds WORKER_MAX_ATTEMPTS (${maxAttempts}): the previous attempt's ` +
+              'lease expired before it finished (its worker crashed or hung)',
           });
           continue;
         }

@@ -407,6 +407,25 @@ describe('failures', () => {
     expect(await counterValue(metrics, 'dead')).toBe(1);
   });
 
+  it('an event whose last allowed attempt never finished (lease expired) is dead-lettered, not run again', async () => {
+    const { notifier, sends } = countingNotifier();
+    const [id] = await insertEvents(1);
+    await tdb.db.query(
+      `UPDATE outbox_events SET status = 'processing', attempts = 3, locked_by = 'gone',
+         locked_until = now() - interval '1 second' WHERE id = $1`,
+      [id],
+    );
+    startWorker({ notifier }, { WORKER_MAX_ATTEMPTS: '3' });
+    const row = await waitFor(
+      () => eventRow(id!),
+      (r) => r.status === 'dead',
+      3_000,
+    );
+    expect(row.attempts).toBe(4);
+    expect(row.last_error).toMatch(/exceeds WORKER_MAX_ATTEMPTS \(3\): the previous attempt's lease expired/);
+    expect(sends.size).toBe(0);
+  });
+
   it('an invalid payload is a permanent failure', async () => {
     startWorker();
     const [id] = await insertEvents(1);
