@@ -15,6 +15,7 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
 import { isSchemaCurrent } from '../core/migrations.js';
 import { openDatabase } from '../core/runtime.js';
+import { startTelemetry } from '../core/telemetry.js';
 import { JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE, problemBody } from '../server/problem.js';
 import { createWorker } from '../worker/index.js';
 
@@ -30,7 +31,14 @@ export async function run(): Promise<number> {
   });
 
   try {
+    const telemetry = await startTelemetry({
+      endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+      serviceName: config.OTEL_SERVICE_NAME,
+      logger,
+    });
+    resources.push('telemetry', () => telemetry.shutdown());
     const { db } = await openDatabase(config, logger, resources, {
+      telemetry,
       allowEmbedded: false,
       command: 'worker',
       applicationName: 'orders-worker',
@@ -53,7 +61,7 @@ export async function run(): Promise<number> {
     await listen(server, config.WORKER_PORT, config.HOST);
     resources.push('probe server', () => closeServer(server));
 
-    const worker = createWorker({ db, logger, metrics, config });
+    const worker = createWorker({ db, logger, metrics, config, telemetry });
     await worker.start();
     logger.info(
       { port: config.WORKER_PORT, host: config.HOST, workerId: worker.id },

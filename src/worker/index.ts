@@ -18,6 +18,7 @@
  *   now, the attempt given back), so another worker takes them immediately.
  */
 import { hostname } from 'node:os';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Config } from '../config.js';
 import type { Db } from '../core/db.js';
 import { createEventQueue } from '../core/event-queue.js';
@@ -33,6 +34,15 @@ import {
   type OutboxEvent,
   releaseEvents,
 } from '../core/outbox.js';
+import {
+  context,
+  disabledTelemetry,
+  extractContext,
+  inSpan,
+  SpanKind,
+  type Telemetry,
+  traceIdFromTraceparent,
+} from '../core/telemetry.js';
 import { uuidv7 } from '../core/uuid.js';
 import { abortable } from './abortable.js';
 import { backoffDelay } from './backoff.js';
@@ -84,6 +94,8 @@ export interface WorkerDeps {
   publisher?: EventPublisher | null;
   /** Uniform [0, 1) source for jitter and the simulated failures. */
   random?: () => number;
+  /** Tracing: each event's handling becomes a span in its order request's trace. */
+  telemetry?: Telemetry;
 }
 
 export interface Worker {
@@ -153,6 +165,7 @@ export function createWorker(deps: WorkerDeps): Worker {
   const workerId = options.workerId;
   const logger = deps.logger.child({ component: 'worker', workerId });
   const random = deps.random ?? Math.random;
+  const telemetry = deps.telemetry ?? disabledTelemetry();
   const concurrency = config.WORKER_CONCURRENCY;
   const batchSize = config.WORKER_BATCH_SIZE;
   const maxAttempts = config.WORKER_MAX_ATTEMPTS;
@@ -376,8 +389,10 @@ export function createWorker(deps: WorkerDeps): Worker {
         const handler = handlers[event.type];
         if (!handler) throw new PermanentError(`no handler for event type "${event.type}"`);
         const { signal } = controller;
-        if (publisher) await abortable(publisher.publish(event, { signal }), signal);
-        const result = await abortable(handler(event, { signal, logger }), signal);
+        const result = await inEventSpan(event, async () => {
+          if (publisher) await abortable(publisher.publish(event, { signal }), signal);
+          return abortable(handler(event, { signal, logger }), signal);
+        });
         completions.push({
           id: event.id,
           attempts: event.attempts,
@@ -399,6 +414,28 @@ export function createWorker(deps: WorkerDeps): Worker {
         pump();
       }
     })();
+  }
+
+  /** With tracing on, the handling is a consumer span continuing the order request's trace. */
+  function inEventSpan<T>(event: OutboxEvent, fn: () => Promise<T>): Promise<T> {
+    if (!telemetry.enabled) return fn();
+    const run = () =>
+      inSpan(
+        telemetry,
+        `${event.type} process`,
+        {
+          kind: SpanKind.CONSUMER,
+          attributes: {
+            'messaging.system': 'orders-outbox',
+            'messaging.operation.type': 'process',
+            'messaging.message.id': event.id,
+            'orders.event.attempt': event.attempts,
+          },
+        },
+        fn,
+      );
+    // A fresh context (not the worker's untraced one): the request's trace, or a new one.
+    return context.with(extractContext(event.traceContext ?? {}), run);
   }
 
   function failureFor(event: OutboxEvent, error: unknown): Failure & { type: string } {
@@ -628,12 +665,23 @@ export function createWorker(deps: WorkerDeps): Worker {
         },
         'worker started',
       );
-      claimRequested = true;
-      claimLoopDone = claimLoop().catch((error: unknown) => {
-        logger.error({ err: error }, 'the claim loop failed; the worker no longer claims events');
-      });
-      wakeLoopDone = wakeLoop();
-      housekeeper?.start();
+      // With tracing on, the background statements (polls, batched writes, housekeeping) are
+      // not traced: a span per poll would bury the traces that matter. Each event's handling
+      // is traced in its own request's trace (inEventSpan starts from the event's context).
+      const quiet = telemetry.enabled
+        ? (await import('@opentelemetry/core')).suppressTracing(ROOT_CONTEXT)
+        : undefined;
+      if (state !== 'running') return; // stopped while loading
+      const begin = () => {
+        claimRequested = true;
+        claimLoopDone = claimLoop().catch((error: unknown) => {
+          logger.error({ err: error }, 'the claim loop failed; the worker no longer claims events');
+        });
+        wakeLoopDone = wakeLoop();
+        housekeeper?.start();
+      };
+      if (quiet) context.with(quiet, begin);
+      else begin();
     },
     stop({ timeoutMs }) {
       stopping ??= shutdown(timeoutMs);
@@ -649,9 +697,8 @@ export function createWorker(deps: WorkerDeps): Worker {
   };
 }
 
+/** The order request's trace id on the worker's log lines, as on the request's own lines. */
 function traceFields(event: OutboxEvent): { traceId?: string } {
-  const traceparent = event.traceContext?.traceparent;
-  if (typeof traceparent !== 'string') return {};
-  const traceId = traceparent.split('-')[1];
-  return traceId && /^[0-9a-f]{32}$/.test(traceId) ? { traceId } : {};
+  const traceId = traceIdFromTraceparent(event.traceContext?.traceparent);
+  return traceId ? { traceId } : {};
 }
