@@ -120,7 +120,14 @@ describe.skipIf(!BUILT)('the orders worker process (needs `npm run build` first:
 
   it('serves its probes, delivers by polling, and drains on SIGTERM with exit 0', async () => {
     const port = await freePort();
-    const run = start({ DATABASE_URL: tdb.url, WORKER_PORT: String(port), HOST: '127.0.0.1' });
+    const run = start({
+      DATABASE_URL: tdb.url,
+      WORKER_PORT: String(port),
+      HOST: '127.0.0.1',
+      // PGlite is one session shared by every connection: named prepared statements of two
+      // pooled connections would collide there, so the process gets one connection, as serve does.
+      ...(tdb.kind === 'pglite' ? { DB_POOL_MAX: '1' } : {}),
+    });
     child = run.proc;
     const base = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 15_000;
@@ -141,12 +148,17 @@ describe.skipIf(!BUILT)('the orders worker process (needs `npm run build` first:
        FROM (SELECT gen_random_uuid() AS o) x RETURNING id`,
     );
     const id = inserted.rows[0]!.id;
+    const processedBy = Date.now() + 15_000;
     for (;;) {
       const r = await tdb.db.query<{ status: string }>('SELECT status FROM outbox_events WHERE id = $1', [
         id,
       ]);
       if (r.rows[0]?.status === 'processed') break;
-      if (Date.now() > deadline) throw new Error('the event was not processed in time');
+      if (Date.now() > processedBy) {
+        throw new Error(
+          `the event was not processed in time (${r.rows[0]?.status}): ${run.out()}${run.err()}`,
+        );
+      }
       await sleep(50);
     }
     const metrics = await (await fetch(`${base}/metrics`)).text();
