@@ -10,6 +10,7 @@
 import {
   type Context,
   context,
+  type Link,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -113,13 +114,24 @@ export function extractContext(carrier: Record<string, unknown>): Context {
 export async function inSpan<T>(
   telemetry: Telemetry,
   name: string,
-  options: { kind?: SpanKind; attributes?: Record<string, string | number | boolean> },
+  options: {
+    kind?: SpanKind;
+    attributes?: Record<string, string | number | boolean>;
+    /** Start a new trace (ignore the active span), e.g. for a redelivery linked to its origin. */
+    root?: boolean;
+    links?: Link[];
+  },
   fn: (span: Span | undefined) => Promise<T>,
 ): Promise<T> {
   if (!telemetry.enabled) return fn(undefined);
   return telemetry.tracer.startActiveSpan(
     name,
-    { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes },
+    {
+      kind: options.kind ?? SpanKind.INTERNAL,
+      attributes: options.attributes,
+      root: options.root,
+      links: options.links,
+    },
     async (span) => {
       try {
         return await fn(span);

@@ -41,6 +41,7 @@ import {
   inSpan,
   SpanKind,
   type Telemetry,
+  trace,
   traceIdFromTraceparent,
 } from '../core/telemetry.js';
 import { uuidv7 } from '../core/uuid.js';
@@ -416,9 +417,16 @@ export function createWorker(deps: WorkerDeps): Worker {
     })();
   }
 
-  /** With tracing on, the handling is a consumer span continuing the order request's trace. */
+  /**
+   * With tracing on, the handling is a consumer span in the order request's trace: a child of
+   * the request on the first delivery; on a redelivery a new trace that links to the request
+   * (a trace that keeps growing for hours of retries is unreadable).
+   */
   function inEventSpan<T>(event: OutboxEvent, fn: () => Promise<T>): Promise<T> {
     if (!telemetry.enabled) return fn();
+    const origin = extractContext(event.traceContext ?? {});
+    const originSpan = trace.getSpanContext(origin);
+    const redelivery = event.attempts > 1 && originSpan !== undefined;
     const run = () =>
       inSpan(
         telemetry,
@@ -431,11 +439,13 @@ export function createWorker(deps: WorkerDeps): Worker {
             'messaging.message.id': event.id,
             'orders.event.attempt': event.attempts,
           },
+          root: redelivery,
+          links: redelivery ? [{ context: originSpan }] : undefined,
         },
         fn,
       );
     // A fresh context (not the worker's untraced one): the request's trace, or a new one.
-    return context.with(extractContext(event.traceContext ?? {}), run);
+    return context.with(origin, run);
   }
 
   function failureFor(event: OutboxEvent, error: unknown): Failure & { type: string } {

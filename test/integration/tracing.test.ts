@@ -1,8 +1,12 @@
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import { createDb } from '../../src/core/db.js';
+import { sleep } from '../../src/core/lifecycle.js';
+import { createMetrics } from '../../src/core/metrics.js';
 import { startTelemetry, type Telemetry } from '../../src/core/telemetry.js';
+import { createWorker } from '../../src/worker/index.js';
 import { buildTestApp, validOrder } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
 
@@ -63,6 +67,47 @@ describe('tracing', () => {
       [order.id],
     );
     expect(stored.rows[0]!.trace_context.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+  });
+
+  it('follows one order from the request through the database to the worker in one trace', async () => {
+    const worker = createWorker({
+      db: tdb.db,
+      logger: testLogger,
+      metrics: createMetrics({ defaultMetrics: false }),
+      config: loadConfig({}),
+      telemetry,
+      publisher: null,
+      options: { pollIntervalMs: 20, maxIdlePollIntervalMs: 20, housekeepingIntervalMs: 0 },
+    });
+    await worker.start();
+    try {
+      exporter.reset();
+      const res = await app.inject({
+        method: 'POST',
+        url: '/orders',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(validOrder()),
+      });
+      const order = res.json() as { id: string };
+      const traceId = exporter
+        .getFinishedSpans()
+        .find((s) => s.name === 'POST /orders')!
+        .spanContext().traceId;
+      const inTrace = () => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+      for (let i = 0; i < 300 && !inTrace().some((s) => s.name === 'OrderCreated process'); i++)
+        await sleep(10);
+      const names = inTrace().map((s) => s.name);
+      expect(names).toContain('POST /orders');
+      expect(names.some((n) => n.startsWith('pg '))).toBe(true);
+      expect(names).toContain('OrderCreated process');
+      const events = await tdb.db.query<{ status: string }>(
+        'SELECT status FROM outbox_events WHERE aggregate_id = $1',
+        [order.id],
+      );
+      expect(events.rows[0]?.status).toBe('processed');
+    } finally {
+      await worker.stop({ timeoutMs: 1_000 });
+    }
   });
 
   it('starts a new trace without traceparent and marks 5xx spans as errors', async () => {

@@ -75,4 +75,34 @@ describe('worker tracing', () => {
     expect(processed[0]!.attributes['messaging.message.id']).toBe(id);
     expect(spans.filter((s) => s.name.startsWith('pg '))).toEqual([]);
   });
+
+  it('starts a new trace linked to the request on a redelivery', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    exporter.reset();
+    // attempts = 1: it was delivered once before (and failed); this claim is attempt 2.
+    const inserted = await tdb.db.query<{ id: string }>(
+      `INSERT INTO outbox_events (id, aggregate_type, aggregate_id, type, payload, trace_context, attempts)
+       SELECT gen_random_uuid(), 'order', o, 'OrderCreated', jsonb_build_object('id', o, 'customerId', 'c'), $1, 1
+       FROM (SELECT gen_random_uuid() AS o) x RETURNING id`,
+      [{ traceparent: `00-${traceId}-b7ad6b7169203331-01` }],
+    );
+    const id = inserted.rows[0]!.id;
+    worker.wake(id);
+    for (let i = 0; i < 200; i++) {
+      const r = await tdb.db.query<{ status: string }>('SELECT status FROM outbox_events WHERE id = $1', [
+        id,
+      ]);
+      if (r.rows[0]?.status === 'processed') break;
+      await sleep(10);
+    }
+    await sleep(100);
+    const span = exporter.getFinishedSpans().find((s) => s.attributes['messaging.message.id'] === id);
+    expect(span).toBeDefined();
+    expect(span!.attributes['orders.event.attempt']).toBe(2);
+    expect(span!.spanContext().traceId).not.toBe(traceId);
+    expect(span!.parentSpanContext).toBeUndefined();
+    expect(span!.links.map((l) => [l.context.traceId, l.context.spanId])).toEqual([
+      [traceId, 'b7ad6b7169203331'],
+    ]);
+  });
 });
