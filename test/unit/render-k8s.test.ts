@@ -572,13 +572,20 @@ describe('render-k8s: production properties', () => {
     expect(objects.some((o) => o.kind === 'PrometheusRule')).toBe(false);
     const withRule = render({ ...GOLDEN_ENV, K8S_PROMETHEUS_RULE: 'true' });
     const rule = withRule.at(-1) as Manifest & {
-      spec: { groups: { rules: { alert: string; expr: string }[] }[] };
+      spec: { groups: { rules: { alert?: string; record?: string; expr: string }[] }[] };
     };
     expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(rule.kind).toBe('PrometheusRule');
-    const alerts = rule.spec.groups.flatMap((g) => g.rules);
-    expect(alerts.length).toBeGreaterThan(0);
-    for (const alert of alerts) expect(alert.expr).toContain('namespace="orders"');
+    const rules = rule.spec.groups.flatMap((g) => g.rules);
+    const recorded = new Set(rules.flatMap((r) => (r.record ? [r.record] : [])));
+    // Every expression reads this namespace's series, directly or through a recording rule.
+    for (const r of rules) {
+      const usesRecorded = [...recorded].some((name) => r.expr.includes(name));
+      expect(r.expr.includes('namespace="orders"') || usesRecorded, r.alert ?? r.record).toBe(true);
+    }
+    // Multi-window burn-rate alerts on the availability SLO.
+    const alerts = rules.flatMap((r) => (r.alert ? [r.alert] : []));
+    expect(alerts).toEqual(expect.arrayContaining(['OrdersAvailabilityFastBurn', 'OrdersAvailabilitySlowBurn']));
   });
 });
 
