@@ -585,7 +585,9 @@ describe('render-k8s: production properties', () => {
     }
     // Multi-window burn-rate alerts on the availability SLO.
     const alerts = rules.flatMap((r) => (r.alert ? [r.alert] : []));
-    expect(alerts).toEqual(expect.arrayContaining(['OrdersAvailabilityFastBurn', 'OrdersAvailabilitySlowBurn']));
+    expect(alerts).toEqual(
+      expect.arrayContaining(['OrdersAvailabilityFastBurn', 'OrdersAvailabilitySlowBurn']),
+    );
   });
 });
 
