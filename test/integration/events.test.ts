@@ -180,46 +180,49 @@ describe('events retry', () => {
   });
 });
 
-describe.skipIf(!BUILT)('the orders binary (needs `npm run build` first: dist/ is missing)', () => {
-  // Asynchronous on purpose: with the embedded database the server lives in this very process,
-  // so blocking it (spawnSync) would leave the child waiting for a database that cannot answer.
-  const cli = (args: string[], env: Record<string, string | undefined> = {}) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        env: { ...process.env, DATABASE_URL: tdb.url, LOG_LEVEL: 'warn', ...env },
-        timeout: 20_000,
+describe.skipIf(!BUILT)(
+  `the orders binary${BUILT ? '' : ' (skipped: dist/ is missing, run `npm run build` first)'}`,
+  () => {
+    // Asynchronous on purpose: with the embedded database the server lives in this very process,
+    // so blocking it (spawnSync) would leave the child waiting for a database that cannot answer.
+    const cli = (args: string[], env: Record<string, string | undefined> = {}) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [BIN, ...args], {
+          env: { ...process.env, DATABASE_URL: tdb.url, LOG_LEVEL: 'warn', ...env },
+          timeout: 20_000,
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
       });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
+
+    it('events list --json, then retry --dead', async () => {
+      const listed = await cli(['events', 'list', '--json', '--status', 'dead']);
+      expect(listed.code).toBe(0);
+      expect(JSON.parse(listed.stdout).map((e: { id: string }) => e.id)).toEqual([ids.dead2, ids.dead1]);
+      const retried = await cli(['events', 'retry', '--dead']);
+      expect(retried).toMatchObject({ code: 0, stdout: 'retried 2\n' });
+      const after = await cli(['events', 'list', '--json', '--status', 'dead']);
+      expect(JSON.parse(after.stdout)).toEqual([]);
     });
 
-  it('events list --json, then retry --dead', async () => {
-    const listed = await cli(['events', 'list', '--json', '--status', 'dead']);
-    expect(listed.code).toBe(0);
-    expect(JSON.parse(listed.stdout).map((e: { id: string }) => e.id)).toEqual([ids.dead2, ids.dead1]);
-    const retried = await cli(['events', 'retry', '--dead']);
-    expect(retried).toMatchObject({ code: 0, stdout: 'retried 2\n' });
-    const after = await cli(['events', 'list', '--json', '--status', 'dead']);
-    expect(JSON.parse(after.stdout)).toEqual([]);
-  });
-
-  it('exit code 2 for bad usage, naming what is wrong', async () => {
-    const [none, both, bad, noDb] = await Promise.all([
-      cli(['events', 'retry']),
-      cli(['events', 'retry', '--dead', ids.dead1]),
-      cli(['events', 'retry', 'not-a-uuid']),
-      cli(['events', 'list'], { DATABASE_URL: '' }),
-    ]);
-    expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/--dead/);
-    expect(both.code).toBe(2);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('"not-a-uuid"');
-    expect(noDb.code).toBe(2);
-    expect(noDb.stderr).toMatch(/DATABASE_URL is not set/);
-  });
-});
+    it('exit code 2 for bad usage, naming what is wrong', async () => {
+      const [none, both, bad, noDb] = await Promise.all([
+        cli(['events', 'retry']),
+        cli(['events', 'retry', '--dead', ids.dead1]),
+        cli(['events', 'retry', 'not-a-uuid']),
+        cli(['events', 'list'], { DATABASE_URL: '' }),
+      ]);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toMatch(/--dead/);
+      expect(both.code).toBe(2);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('"not-a-uuid"');
+      expect(noDb.code).toBe(2);
+      expect(noDb.stderr).toMatch(/DATABASE_URL is not set/);
+    });
+  },
+);

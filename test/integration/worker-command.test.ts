@@ -87,90 +87,93 @@ describe('the probe server', () => {
   });
 });
 
-describe.skipIf(!BUILT)('the orders worker process (needs `npm run build` first: dist/ is missing)', () => {
-  let tdb: TestDatabase;
-  let child: ChildProcess | undefined;
+describe.skipIf(!BUILT)(
+  `the orders worker process${BUILT ? '' : ' (skipped: dist/ is missing, run `npm run build` first)'}`,
+  () => {
+    let tdb: TestDatabase;
+    let child: ChildProcess | undefined;
 
-  beforeAll(async () => {
-    tdb = await createTestDatabase();
-  });
-
-  afterAll(async () => {
-    child?.kill('SIGKILL');
-    await tdb?.drop();
-  });
-
-  const start = (env: Record<string, string>) => {
-    const proc = spawn(process.execPath, [`${ROOT}bin/orders.js`, 'worker'], {
-      env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    beforeAll(async () => {
+      tdb = await createTestDatabase();
     });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d) => (stdout += d));
-    proc.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => proc.on('close', resolve));
-    return { proc, exited, out: () => stdout, err: () => stderr };
-  };
 
-  it('without DATABASE_URL it exits 2 and says what to set', async () => {
-    const run = start({ DATABASE_URL: '', WORKER_PORT: String(await freePort()) });
-    expect(await run.exited).toBe(2);
-    expect(run.err()).toMatch(/DATABASE_URL is not set: `orders worker` needs a PostgreSQL server/);
-  });
-
-  it('serves its probes, delivers by polling, and drains on SIGTERM with exit 0', async () => {
-    const port = await freePort();
-    const run = start({
-      DATABASE_URL: tdb.url,
-      WORKER_PORT: String(port),
-      HOST: '127.0.0.1',
-      // PGlite is one session shared by every connection: named prepared statements of two
-      // pooled connections would collide there, so the process gets one connection, as serve does.
-      ...(tdb.kind === 'pglite' ? { DB_POOL_MAX: '1' } : {}),
+    afterAll(async () => {
+      child?.kill('SIGKILL');
+      await tdb?.drop();
     });
-    child = run.proc;
-    const base = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const ok = await fetch(`${base}/readyz`).then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error(`worker not ready: ${run.err()}`);
-      await sleep(50);
-    }
-    expect((await fetch(`${base}/healthz`)).status).toBe(200);
 
-    const inserted = await tdb.db.query<{ id: string }>(
-      `INSERT INTO outbox_events (id, aggregate_type, aggregate_id, type, payload)
+    const start = (env: Record<string, string>) => {
+      const proc = spawn(process.execPath, [`${ROOT}bin/orders.js`, 'worker'], {
+        env: { ...process.env, LOG_LEVEL: 'info', ...env },
+      });
+      let stdout = '';
+      let stderr = '';
+      proc.stdout.on('data', (d) => (stdout += d));
+      proc.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => proc.on('close', resolve));
+      return { proc, exited, out: () => stdout, err: () => stderr };
+    };
+
+    it('without DATABASE_URL it exits 2 and says what to set', async () => {
+      const run = start({ DATABASE_URL: '', WORKER_PORT: String(await freePort()) });
+      expect(await run.exited).toBe(2);
+      expect(run.err()).toMatch(/DATABASE_URL is not set: `orders worker` needs a PostgreSQL server/);
+    });
+
+    it('serves its probes, delivers by polling, and drains on SIGTERM with exit 0', async () => {
+      const port = await freePort();
+      const run = start({
+        DATABASE_URL: tdb.url,
+        WORKER_PORT: String(port),
+        HOST: '127.0.0.1',
+        // PGlite is one session shared by every connection: named prepared statements of two
+        // pooled connections would collide there, so the process gets one connection, as serve does.
+        ...(tdb.kind === 'pglite' ? { DB_POOL_MAX: '1' } : {}),
+      });
+      child = run.proc;
+      const base = `http://127.0.0.1:${port}`;
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const ok = await fetch(`${base}/readyz`).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        if (ok) break;
+        if (Date.now() > deadline) throw new Error(`worker not ready: ${run.err()}`);
+        await sleep(50);
+      }
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+
+      const inserted = await tdb.db.query<{ id: string }>(
+        `INSERT INTO outbox_events (id, aggregate_type, aggregate_id, type, payload)
        SELECT gen_random_uuid(), 'order', o, 'OrderCreated', jsonb_build_object('id', o, 'customerId', 'c-proc')
        FROM (SELECT gen_random_uuid() AS o) x RETURNING id`,
-    );
-    const id = inserted.rows[0]!.id;
-    const processedBy = Date.now() + 15_000;
-    for (;;) {
-      const r = await tdb.db.query<{ status: string }>('SELECT status FROM outbox_events WHERE id = $1', [
-        id,
-      ]);
-      if (r.rows[0]?.status === 'processed') break;
-      if (Date.now() > processedBy) {
-        throw new Error(
-          `the event was not processed in time (${r.rows[0]?.status}): ${run.out()}${run.err()}`,
-        );
+      );
+      const id = inserted.rows[0]!.id;
+      const processedBy = Date.now() + 15_000;
+      for (;;) {
+        const r = await tdb.db.query<{ status: string }>('SELECT status FROM outbox_events WHERE id = $1', [
+          id,
+        ]);
+        if (r.rows[0]?.status === 'processed') break;
+        if (Date.now() > processedBy) {
+          throw new Error(
+            `the event was not processed in time (${r.rows[0]?.status}): ${run.out()}${run.err()}`,
+          );
+        }
+        await sleep(50);
       }
-      await sleep(50);
-    }
-    const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toMatch(/orders_events_handled_total\{type="OrderCreated",outcome="processed"\} 1/);
-    expect(metrics).toMatch(/orders_outbox_events\{status="pending"\} 0/);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toMatch(/orders_events_handled_total\{type="OrderCreated",outcome="processed"\} 1/);
+      expect(metrics).toMatch(/orders_outbox_events\{status="pending"\} 0/);
 
-    run.proc.kill('SIGTERM');
-    expect(await run.exited).toBe(0);
-    child = undefined;
-    const logs = run.out();
-    expect(logs).toContain('"msg":"notification sent"');
-    expect(logs).toContain('"msg":"worker stopped"');
-    expect(logs).toContain('"msg":"shutdown complete"');
-  });
-});
+      run.proc.kill('SIGTERM');
+      expect(await run.exited).toBe(0);
+      child = undefined;
+      const logs = run.out();
+      expect(logs).toContain('"msg":"notification sent"');
+      expect(logs).toContain('"msg":"worker stopped"');
+      expect(logs).toContain('"msg":"shutdown complete"');
+    });
+  },
+);
