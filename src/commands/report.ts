@@ -1,9 +1,6 @@
 import { redactText } from '../core/redact.js';
 
-/** Bad usage the operator must fix (a flag or variable): exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { UsageError } from '../core/errors.js';
 
 /** Prints a command's failure on stderr (credentials redacted) and returns its exit code. */
 export function reportError(error: unknown): number {

@@ -10,12 +10,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { loadConfig } from '../config.js';
 import { AppError } from '../core/errors.js';
-import { createResourceStack, waitForShutdownSignal } from '../core/lifecycle.js';
-import { createLogger, type Logger } from '../core/logger.js';
-import { createMetrics, type Metrics } from '../core/metrics.js';
-import { isSchemaCurrent } from '../core/migrations.js';
-import { openDatabase } from '../core/runtime.js';
-import { startTelemetry } from '../core/telemetry.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import { createProcessRuntime, openServices } from '../core/runtime.js';
 import { JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE, problemBody } from '../server/problem.js';
 import { createWorker } from '../worker/index.js';
 
@@ -23,40 +20,22 @@ const READINESS_TIMEOUT_MS = 2_000;
 
 export async function run(): Promise<number> {
   const config = loadConfig();
-  const logger = createLogger(config.LOG_LEVEL);
-  const resources = createResourceStack(logger);
-  const shutdownSignal = waitForShutdownSignal(logger, () => {
-    logger.flush();
-    process.exit(1);
-  });
+  const runtime = createProcessRuntime(config);
+  const { logger, resources, shutdownSignal } = runtime;
 
   try {
-    const telemetry = await startTelemetry({
-      endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-      serviceName: config.OTEL_SERVICE_NAME,
-      logger,
-    });
-    resources.push('telemetry', () => telemetry.shutdown());
-    const { db } = await openDatabase(config, logger, resources, {
-      telemetry,
+    const { db, telemetry, metrics, readiness } = await openServices(config, runtime, {
       allowEmbedded: false,
       command: 'worker',
       applicationName: 'orders-worker',
     });
-    const metrics = createMetrics();
-    metrics.trackPool(() => db.stats());
 
-    const status = { shuttingDown: false, schemaCurrent: false };
+    const status = { shuttingDown: false };
     const server = createProbeServer({
       logger,
       metrics,
       isShuttingDown: () => status.shuttingDown,
-      readiness: async (signal) => {
-        await db.query('SELECT 1', undefined, { signal });
-        // Once current, the schema stays current for this process's lifetime.
-        status.schemaCurrent ||= await isSchemaCurrent(db, { signal });
-        return status.schemaCurrent;
-      },
+      readiness,
     });
     await listen(server, config.WORKER_PORT, config.HOST);
     resources.push('probe server', () => closeServer(server));

@@ -97,3 +97,8 @@ export function isRetryable(error: unknown): boolean {
 export function isUnavailable(error: unknown): boolean {
   return isRetryable(error);
 }
+
+/** Bad usage the operator must fix (a flag or variable): a command exits with code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}

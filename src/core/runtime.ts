@@ -1,13 +1,16 @@
 /**
- * Opening the database for a process: the configured server, or (for `serve` only) the embedded
- * development database, migrated in-process. Shared by every command that needs a pool.
+ * What the long-running commands share: the logger, the releaser stack and the signal, then
+ * telemetry, the database (the configured server, or for `serve` only the embedded development
+ * database, migrated in-process), metrics and the readiness check.
  */
-import { UsageError } from '../commands/report.js';
 import type { Config } from '../config.js';
 import { createDb, type Db } from './db.js';
-import type { ResourceStack } from './lifecycle.js';
-import type { Logger } from './logger.js';
-import type { Telemetry } from './telemetry.js';
+import { UsageError } from './errors.js';
+import { createResourceStack, type ResourceStack, waitForShutdownSignal } from './lifecycle.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { isSchemaCurrent } from './migrations.js';
+import { startTelemetry, type Telemetry } from './telemetry.js';
 
 export interface OpenedDatabase {
   db: Db;
@@ -55,4 +58,55 @@ export async function openDatabase(
   });
   resources.push('database pool', () => db.close());
   return { db, url, embedded };
+}
+
+/** What every long-running command (serve, worker) starts with. */
+export interface ProcessRuntime {
+  logger: Logger;
+  resources: ResourceStack;
+  /** Resolves with the first SIGTERM/SIGINT; a second one exits at once. */
+  shutdownSignal: Promise<NodeJS.Signals>;
+}
+
+export function createProcessRuntime(config: Config): ProcessRuntime {
+  const logger = createLogger(config.LOG_LEVEL);
+  const resources = createResourceStack(logger);
+  const shutdownSignal = waitForShutdownSignal(logger, () => {
+    logger.flush();
+    process.exit(1);
+  });
+  return { logger, resources, shutdownSignal };
+}
+
+export interface Services extends OpenedDatabase {
+  telemetry: Telemetry;
+  metrics: Metrics;
+  /** /readyz: the database answers and every shipped migration is applied. */
+  readiness: (signal: AbortSignal) => Promise<boolean>;
+}
+
+/** Telemetry, the database pool and metrics, each registered for release in reverse order. */
+export async function openServices(
+  config: Config,
+  runtime: ProcessRuntime,
+  options: { allowEmbedded: boolean; command: string; applicationName: string },
+): Promise<Services> {
+  const { logger, resources } = runtime;
+  const telemetry = await startTelemetry({
+    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    serviceName: config.OTEL_SERVICE_NAME,
+    logger,
+  });
+  resources.push('telemetry', () => telemetry.shutdown());
+  const opened = await openDatabase(config, logger, resources, { ...options, telemetry });
+  const metrics = createMetrics();
+  metrics.trackPool(() => opened.db.stats());
+  let schemaCurrent = false;
+  const readiness = async (signal: AbortSignal) => {
+    await opened.db.query('SELECT 1', undefined, { signal });
+    // Once current, the schema stays current for this process's lifetime.
+    schemaCurrent ||= await isSchemaCurrent(opened.db, { signal });
+    return schemaCurrent;
+  };
+  return { ...opened, telemetry, metrics, readiness };
 }
