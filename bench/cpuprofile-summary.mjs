@@ -4,6 +4,8 @@
  * code lives (our dist/, a node_modules package, Node's internals, GC, idle).
  *
  *   node bench/cpuprofile-summary.mjs FILE_OR_DIR... [--top N] [--json]
+ *   node bench/cpuprofile-summary.mjs FILE_OR_DIR... --callers writev [--depth 6]
+ *       (the call paths that lead to FUNCTION's self time, heaviest first)
  *
  * Self time of a node = the sum of the sampling intervals (timeDeltas) whose sample landed in it.
  */
@@ -13,10 +15,17 @@ import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '30' }, json: { type: 'boolean', default: false } },
+  options: {
+    top: { type: 'string', default: '30' },
+    json: { type: 'boolean', default: false },
+    callers: { type: 'string' },
+    depth: { type: 'string', default: '6' },
+  },
 });
 if (positionals.length === 0) {
-  console.error('usage: node bench/cpuprofile-summary.mjs FILE_OR_DIR... [--top N] [--json]');
+  console.error(
+    'usage: node bench/cpuprofile-summary.mjs FILE_OR_DIR... [--top N] [--json] [--callers FUNCTION [--depth D]]',
+  );
   process.exit(2);
 }
 const top = Number(values.top);
@@ -54,12 +63,17 @@ function shortUrl(url) {
   return url.replace(/^file:\/\//, '');
 }
 
+const frameName = (cf) =>
+  `${cf.functionName || '(anonymous)'}${cf.url ? ` ${shortUrl(cf.url)}:${cf.lineNumber + 1}` : ''}`;
+const callerPaths = new Map();
 const byFunction = new Map();
 const byCategory = new Map();
 let total = 0;
 for (const file of files) {
   const profile = JSON.parse(readFileSync(file, 'utf8'));
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map();
   for (let i = 0; i < profile.samples.length; i++) {
     const dt = profile.timeDeltas[i] ?? 0;
@@ -69,6 +83,14 @@ for (const file of files) {
     const { functionName, url, lineNumber } = nodes.get(id).callFrame;
     const key = `${functionName || '(anonymous)'}\u0000${shortUrl(url)}${url ? `:${lineNumber + 1}` : ''}`;
     byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+    if (values.callers !== undefined && functionName === values.callers) {
+      const path = [];
+      for (let p = parent.get(id); p !== undefined && path.length < Number(values.depth); p = parent.get(p)) {
+        path.push(frameName(nodes.get(p).callFrame));
+      }
+      const key = path.join('\n      <- ');
+      callerPaths.set(key, (callerPaths.get(key) ?? 0) + us);
+    }
     const cat = category(url, functionName);
     byCategory.set(cat, (byCategory.get(cat) ?? 0) + us);
     total += us;
@@ -82,7 +104,14 @@ const rows = (map) =>
     .sort((a, b) => b[1] - a[1])
     .map(([key, us]) => ({ key, ms: Math.round(us / 1000), pctOfBusy: busy ? (us / busy) * 100 : 0 }));
 
-if (values.json) {
+if (values.callers !== undefined) {
+  let sum = 0;
+  for (const us of callerPaths.values()) sum += us;
+  console.log(`${values.callers}: ${(sum / 1000).toFixed(0)} ms self time; call paths, heaviest first:\n`);
+  for (const [path, us] of [...callerPaths.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`${((us / sum) * 100).toFixed(1).padStart(5)} %  ${values.callers}\n      <- ${path}\n`);
+  }
+} else if (values.json) {
   console.log(
     JSON.stringify(
       {

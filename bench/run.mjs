@@ -59,6 +59,12 @@ const USAGE = `usage: node bench/run.mjs [options]
   --peer-cmd CMD      spawn CMD (via sh -c) as the comparison server, with DATABASE_URL of the bench
                       database, PORT, HOST=127.0.0.1, DB_POOL_MAX and LOG_LEVEL in its environment
   --peer-name NAME    label of the comparison target (default "peer")
+  --variant 'NAME:VAR=VALUE;VAR=VALUE'
+                      (repeatable) also run our server with these extra environment variables, as
+                      target NAME, interleaved with the others on the same database; e.g.
+                      --variant 'pool20:DB_POOL_MAX=20' --variant 'warn:LOG_LEVEL=warn'
+                      --variant 'async:PGOPTIONS=-c synchronous_commit=off' (an experiment only);
+                      the pseudo-variable @app=DIR runs another build (e.g. a patched snapshot)
   --worker auto|on|off    in-process worker for the HTTP scenarios (default auto: on when it starts)
   --pool-max N        DB_POOL_MAX for the servers (default: $DB_POOL_MAX, else the service default)
   --log-level L       LOG_LEVEL for the servers (default info, as in production)
@@ -69,6 +75,10 @@ const USAGE = `usage: node bench/run.mjs [options]
   --drain-timeout S   give up on a drain after S seconds (default 300)
   --app DIR           run bin/orders.js from this checkout (e.g. a built snapshot of a commit) instead
                       of this repository's working tree
+  --quiet-wait S      before each measured run, wait up to S seconds until the rest of the machine
+                      (everything but our servers and PostgreSQL) uses less than --quiet-cpu % of
+                      one core over a second; for shared machines (default 0: do not wait)
+  --quiet-cpu P       the threshold for --quiet-wait (default 20)
   --keep-db           do not drop the bench databases at the end
   -h, --help
 
@@ -100,6 +110,7 @@ function parseOptions(argv) {
       compare: { type: 'string' },
       'peer-cmd': { type: 'string' },
       'peer-name': { type: 'string', default: 'peer' },
+      variant: { type: 'string', multiple: true, default: [] },
       worker: { type: 'string', default: 'auto' },
       'pool-max': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
@@ -107,6 +118,8 @@ function parseOptions(argv) {
       'cpu-prof': { type: 'string' },
       'drain-events': { type: 'string', default: '100000' },
       'drain-timeout': { type: 'string', default: '300' },
+      'quiet-wait': { type: 'string', default: '0' },
+      'quiet-cpu': { type: 'string', default: '20' },
       app: { type: 'string' },
       'keep-db': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -147,6 +160,31 @@ function parseOptions(argv) {
     problems.push('--target measures one external server; use --compare or --peer-cmd without it');
   }
   if (values.compare && values['peer-cmd']) problems.push('use either --compare or --peer-cmd, not both');
+  const variants = values.variant.map((spec) => {
+    const colon = spec.indexOf(':');
+    const name = colon > 0 ? spec.slice(0, colon) : '';
+    const env = {};
+    for (const pair of spec
+      .slice(colon + 1)
+      .split(';')
+      .filter(Boolean)) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) problems.push(`--variant ${JSON.stringify(spec)}: "${pair}" is not VAR=VALUE`);
+      else env[pair.slice(0, eq).trim()] = pair.slice(eq + 1);
+    }
+    // @app=DIR: this variant runs another build (e.g. a snapshot with a patch applied).
+    const app = env['@app'] === undefined ? undefined : resolve(env['@app']);
+    delete env['@app'];
+    if (app && !existsSync(join(app, 'dist', 'cli.js')))
+      problems.push(`--variant ${name}: no build in ${app}`);
+    if (!/^[\w.-]+$/.test(name) || ['ours', 'target', values['peer-name']].includes(name)) {
+      problems.push(
+        `--variant ${JSON.stringify(spec)}: expected a new NAME (letters, digits, . _ -) before ':'`,
+      );
+    }
+    return { name, env, app };
+  });
+  if (values.target && variants.length > 0) problems.push('--variant runs our server; not with --target');
   const poolMax = values['pool-max'] ?? process.env.DB_POOL_MAX;
   if (poolMax !== undefined && !/^\d+$/.test(poolMax)) {
     problems.push('--pool-max / DB_POOL_MAX expects a whole number');
@@ -160,6 +198,8 @@ function parseOptions(argv) {
     seed: int('seed', 1, 1_000_000),
     drainEvents: int('drain-events', 1, 10_000_000),
     drainTimeout: int('drain-timeout', 1, 3600),
+    quietWait: int('quiet-wait', 0, 3600),
+    quietCpu: int('quiet-cpu', 1, 10_000),
     scenarios,
     tool,
     json: values.json,
@@ -167,6 +207,7 @@ function parseOptions(argv) {
     compare: values.compare?.replace(/\/+$/, ''),
     peerCmd: values['peer-cmd'],
     peerName: values['peer-name'],
+    variants,
     worker: values.worker,
     poolMax,
     logLevel: values['log-level'],
@@ -347,7 +388,7 @@ async function createDatabase(options, name) {
 // ---------------------------------------------------------------------------------------------
 // servers
 
-async function startOurs(options, dbUrl, { worker, cpuProf }) {
+async function startOurs(options, dbUrl, { worker, cpuProf, name = 'ours', extraEnv = {}, app }) {
   const port = await freePort();
   const env = {
     ...process.env,
@@ -358,14 +399,15 @@ async function startOurs(options, dbUrl, { worker, cpuProf }) {
   };
   delete env.NODE_OPTIONS;
   if (options.poolMax !== undefined) env.DB_POOL_MAX = options.poolMax;
+  Object.assign(env, extraEnv);
   const nodeArgs = cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [];
   const args = [...nodeArgs, 'bin/orders.js', 'serve', '--port', String(port), '--host', '127.0.0.1'];
   if (!worker) args.push('--no-worker');
   const proc = startProcess(process.execPath, args, {
     env,
     stdoutFile: options.logFile,
-    label: `orders serve (port ${port})`,
-    cwd: options.app,
+    label: `orders serve ${name} (port ${port})`,
+    cwd: app ?? options.app,
   });
   const url = `http://127.0.0.1:${port}`;
   const ready = await waitHttpOk(`${url}/readyz`, proc);
@@ -380,7 +422,7 @@ async function startOurs(options, dbUrl, { worker, cpuProf }) {
     error.workerUnavailable = /worker is not implemented/i.test(message);
     throw error;
   }
-  return { name: 'ours', url, proc };
+  return { name, url, proc, node: true };
 }
 
 /** Starts ours for the HTTP scenarios, with the worker when it can (returns whether it did). */
@@ -454,7 +496,7 @@ function procCpu(pid) {
  */
 const benchDatabases = new Set();
 const PG_AUX =
-  /^postgres: (checkpointer|background writer|walwriter|autovacuum launcher|logical replication launcher|stats collector|archiver|startup|walreceiver|walsender)/;
+  /^postgres: (?:\S+: )?(checkpointer|background writer|walwriter|autovacuum launcher|logical replication launcher|stats collector|archiver|startup|walreceiver|walsender)/;
 
 function postgresCpu() {
   const perPid = new Map();
@@ -498,10 +540,32 @@ function machineCpu() {
   return { busy, iowait, total: busy + idle + iowait, system: system + irq + softirq };
 }
 
-function sampleCpu(pid) {
+/**
+ * The server process's kernel-mode CPU seconds, and its main thread's scheduler statistics from
+ * /proc/<pid>/task/<pid>/schedstat: seconds on a CPU and seconds runnable but waiting for one
+ * (time the event loop was ready to run while the cores were busy with something else).
+ */
+function serverSched(pid) {
+  if (!pid) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const [onCpu, waiting] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8')
+      .split(' ')
+      .map(Number);
+    return { system: Number(fields[12]) / CLK_TCK, mainOnCpu: onCpu / 1e9, mainWaiting: waiting / 1e9 };
+  } catch {
+    return null;
+  }
+}
+
+/** `node`: the server is ours (Node), whose main thread is the event loop the loop columns describe. */
+function sampleCpu(pid, node = true) {
   return {
     at: process.hrtime.bigint(),
     server: procCpu(pid),
+    sched: serverSched(pid),
+    node,
     postgres: postgresCpu(),
     machine: machineCpu(),
   };
@@ -518,7 +582,20 @@ function cpuDelta(before, after, requests, generatorCpu = 0) {
   const server = before.server === null || after.server === null ? null : after.server - before.server;
   const postgres = postgresCpuDelta(before.postgres, after.postgres);
   const perReq = (seconds) => (seconds === null || !requests ? null : round((seconds * 1000) / requests, 3));
+  const sched =
+    before.sched && after.sched
+      ? {
+          system: after.sched.system - before.sched.system,
+          onCpu: after.sched.mainOnCpu - before.sched.mainOnCpu,
+          waiting: after.sched.mainWaiting - before.sched.mainWaiting,
+        }
+      : null;
   return {
+    // Share of the server's CPU time spent in the kernel (syscalls: sockets, loopback TCP, ...).
+    serverKernelSharePct: sched && server ? round((sched.system / server) * 100, 1) : null,
+    // The main thread (event loop): % of wall time on a CPU, and % runnable but kept off the CPU.
+    serverMainOnCpuPct: sched && after.node ? round((sched.onCpu / wall) * 100, 1) : null,
+    serverMainRunqWaitPct: sched && after.node ? round((sched.waiting / wall) * 100, 1) : null,
     serverCpuPct: server === null ? null : round((server / wall) * 100, 1),
     postgresCpuPct: round((postgres / wall) * 100, 1),
     serverCpuMsPerReq: perReq(server),
@@ -698,14 +775,45 @@ async function runAutocannon(options, target, scenario, seconds, runId) {
   };
 }
 
-async function runHttpScenario(options, target, scenario, repeat) {
+/** CPU % of one core used over `ms` by everything except the given pids and the bench's PostgreSQL. */
+async function neighbourCpu(pids, ms = 1000) {
+  const sample = () => ({
+    at: process.hrtime.bigint(),
+    machine: machineCpu(),
+    pg: postgresCpu(),
+    ours: pids.map(procCpu),
+  });
+  const a = sample();
+  await sleep(ms);
+  const b = sample();
+  const wall = Number(b.at - a.at) / 1e9;
+  const busy = ((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total)) * cpus().length;
+  let known = postgresCpuDelta(a.pg, b.pg);
+  b.ours.forEach((v, i) => {
+    known += v === null || a.ours[i] === null ? 0 : v - a.ours[i];
+  });
+  return (busy - known / wall) * 100;
+}
+
+/** Waits (bounded by --quiet-wait) for the neighbours to calm down; returns their last CPU %. */
+async function waitForQuiet(options, pids) {
+  if (options.quietWait === 0) return null;
+  const deadline = Date.now() + options.quietWait * 1000;
+  let other = await neighbourCpu(pids);
+  while (other > options.quietCpu && Date.now() < deadline) other = await neighbourCpu(pids);
+  if (other > options.quietCpu) process.stderr.write(`(busy neighbours: ${round(other)} % of a core) `);
+  return round(other, 1);
+}
+
+async function runHttpScenario(options, target, scenario, repeat, allPids = []) {
   const run = options.tool === 'wrk' ? runWrk : runAutocannon;
   const runId = `${Date.now().toString(36)}-${target.name}-${scenario}-${repeat}`;
+  const neighboursBefore = await waitForQuiet(options, allPids);
   if (options.warmup > 0) await run(options, target, scenario, options.warmup, `${runId}-warm`);
   const load1 = loadavg()[0];
-  const before = sampleCpu(target.proc?.pid);
+  const before = sampleCpu(target.proc?.pid, target.node === true);
   const r = await run(options, target, scenario, options.duration, runId);
-  const after = sampleCpu(target.proc?.pid);
+  const after = sampleCpu(target.proc?.pid, target.node === true);
   return {
     target: target.name,
     scenario,
@@ -721,6 +829,7 @@ async function runHttpScenario(options, target, scenario, repeat) {
     socketErrors: r.socketErrors,
     rssMiB: rssMiB(target.proc?.pid),
     loadavg1Before: round(load1, 2),
+    neighbourCpuPctBefore: neighboursBefore,
     ...cpuDelta(before, after, r.requests, r.generatorCpu),
   };
 }
@@ -825,6 +934,9 @@ const MEDIAN_FIELDS = [
   'serverCpuPct',
   'postgresCpuPct',
   'serverCpuMsPerReq',
+  'serverKernelSharePct',
+  'serverMainOnCpuPct',
+  'serverMainRunqWaitPct',
   'postgresCpuMsPerReq',
   'generatorCpuPct',
   'otherCpuPct',
@@ -854,24 +966,34 @@ function summarise(runs) {
   });
 }
 
-function printTable(rows) {
-  const cols = [
-    ['target', (r) => r.target],
-    ['scenario', (r) => r.scenario],
-    ['req/s', (r) => r.reqPerSec],
-    ['p50 ms', (r) => r.p50Ms],
-    ['p95 ms', (r) => r.p95Ms],
-    ['p99 ms', (r) => r.p99Ms],
-    ['errors', (r) => r.errors],
-    ['RSS MiB', (r) => r.rssMiB],
-    ['srv CPU %', (r) => r.serverCpuPct],
-    ['pg CPU %', (r) => r.postgresCpuPct],
-    ['srv ms/req', (r) => r.serverCpuMsPerReq],
-    ['pg ms/req', (r) => r.postgresCpuMsPerReq],
-    ['gen CPU %', (r) => r.generatorCpuPct],
-    ['other CPU %', (r) => r.otherCpuPct],
-    ['events/s', (r) => (r.skipped ? `skipped: ${r.skipped}` : r.eventsPerSec)],
-  ];
+const RESULT_COLUMNS = [
+  ['target', (r) => r.target],
+  ['scenario', (r) => r.scenario],
+  ['req/s', (r) => r.reqPerSec],
+  ['p50 ms', (r) => r.p50Ms],
+  ['p95 ms', (r) => r.p95Ms],
+  ['p99 ms', (r) => r.p99Ms],
+  ['errors', (r) => r.errors],
+  ['RSS MiB', (r) => r.rssMiB],
+  ['events/s', (r) => (r.skipped ? `skipped: ${r.skipped}` : r.eventsPerSec)],
+];
+
+// Where the CPU went during the measured run (% of one core; ms per request or per event).
+const CPU_COLUMNS = [
+  ['target', (r) => r.target],
+  ['scenario', (r) => r.scenario],
+  ['srv CPU %', (r) => r.serverCpuPct],
+  ['srv ms/req', (r) => r.serverCpuMsPerReq],
+  ['srv kernel %', (r) => r.serverKernelSharePct],
+  ['loop on-CPU %', (r) => r.serverMainOnCpuPct],
+  ['loop runq-wait %', (r) => r.serverMainRunqWaitPct],
+  ['pg CPU %', (r) => r.postgresCpuPct],
+  ['pg ms/req', (r) => r.postgresCpuMsPerReq],
+  ['gen CPU %', (r) => r.generatorCpuPct],
+  ['other CPU %', (r) => r.otherCpuPct],
+];
+
+function printTable(rows, cols) {
   const cells = rows.map((r) => cols.map(([, get]) => ((get(r) ?? '') === '' ? '' : String(get(r)))));
   const widths = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (values) => `| ${values.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
@@ -926,6 +1048,7 @@ async function main() {
     poolMax: options.poolMax ?? 'default (10)',
     logLevel: options.logLevel,
     scenarios: options.scenarios,
+    variants: options.variants,
   };
 
   const targets = [];
@@ -940,6 +1063,9 @@ async function main() {
       const { target, worker } = await startOursForHttp(options, dbUrl);
       meta.httpWorker = worker;
       targets.push(target);
+      for (const v of options.variants) {
+        targets.push(await startOurs(options, dbUrl, { worker, name: v.name, extraEnv: v.env, app: v.app }));
+      }
       if (options.peerCmd) targets.push(await startPeer(options, dbUrl));
       else if (options.compare) targets.push({ name: options.peerName, url: options.compare });
     }
@@ -958,10 +1084,20 @@ async function main() {
   const runs = [];
   let drainDbUrl;
   for (let repeat = 1; repeat <= options.repeat; repeat++) {
-    for (const target of targets) {
+    // ABBA order: odd repeats run the targets in order, even repeats in reverse, so a drift over
+    // the run (tables growing, a neighbour starting) does not always favour the same target.
+    for (const target of repeat % 2 === 1 ? targets : [...targets].reverse()) {
       for (const scenario of httpScenarios) {
         process.stderr.write(`bench: repeat ${repeat}/${options.repeat}: ${target.name} ${scenario} ... `);
-        const r = await runHttpScenario(options, target, scenario, repeat);
+        const pids = targets.map((t) => t.proc?.pid).filter(Boolean);
+        const r = await runHttpScenario(options, target, scenario, repeat, pids);
+        if (target.proc && !target.proc.running()) {
+          const { code, signal } = await target.proc.exited;
+          throw new Error(
+            `${target.name} exited during the ${scenario} run (code ${code}, signal ${signal}): ` +
+              (target.proc.stderr().trim().slice(-2000) || '(nothing on stderr)'),
+          );
+        }
         process.stderr.write(`${r.reqPerSec} req/s, p99 ${r.p99Ms} ms, ${r.errors} errors\n`);
         runs.push(r);
       }
@@ -989,7 +1125,12 @@ async function main() {
       (meta.httpWorker === undefined ? '' : `, worker ${meta.httpWorker ? 'on' : 'off'} during HTTP runs`) +
       `, commit ${meta.commit}\n`,
   );
-  printTable(summary);
+  printTable(summary, RESULT_COLUMNS);
+  console.log('\nwhere the CPU went (% of one core; srv/pg ms per request, or per event for drain):\n');
+  printTable(
+    summary.filter((r) => !r.skipped),
+    CPU_COLUMNS,
+  );
   if (options.json) {
     writeFileSync(resolve(options.json), `${JSON.stringify({ meta, summary, runs }, null, 2)}\n`);
     console.log(`\nwrote ${options.json}`);
