@@ -9,21 +9,11 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NEEDS_SERVER, serverUrl } from '../helpers/db.js';
+import { mulberry32 } from '../helpers/random.js';
 import { createMigratedDatabase, type RunningServer, startServe } from '../helpers/server.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
 const COUNT = Number(process.env.FUZZ_COUNT ?? 2500);
-
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = ReturnType<typeof mulberry32>;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;

@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelay } from '../../src/worker/backoff.js';
+import { mulberry32 } from '../helpers/random.js';
 
-function seeded(seed: number) {
-  // mulberry32: deterministic uniform numbers in [0, 1).
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = mulberry32;
 
 describe('backoffDelay', () => {
   it('stays within [base, max] for every attempt and any random value', () => {
