@@ -131,13 +131,9 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
-      const ok = [
-        'commander.helpDisplayed',
-        'commander.help',
-        'commander.version',
-        'commander.executeSubCommandAsync',
-      ];
-      process.exitCode = ok.includes(error.code) ? 0 : EXIT_USAGE;
+      // Asked-for help and the version exit 0 (commander says so with exitCode 0); help shown
+      // because no command was given, and every parse error, is bad usage: exit 2.
+      process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
       return;
     }
     throw error;

@@ -21,6 +21,12 @@ describe('orders CLI', () => {
     expect(r.stderr).toContain('--port');
     expect((await runOrders(['serve', '--bogus'])).code).toBe(2);
     expect((await runOrders(['nonsense'])).code).toBe(2);
+    // No command at all: help on stderr, exit 2; asked-for help exits 0.
+    const bare = await runOrders([]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('Usage: orders');
+    expect((await runOrders(['migrate'])).code).toBe(2);
+    expect((await runOrders(['help', 'serve'])).code).toBe(0);
   });
 
   it('exits 2 naming every invalid variable at once, without leaking secrets', async () => {
