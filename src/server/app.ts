@@ -142,7 +142,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorateRequest('span', undefined);
   const telemetry = deps.telemetry ?? disabledTelemetry();
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Hooks are callback-style (no promise per hook per request): they run on every request.
+  app.addHook('onRequest', (request, reply, done) => {
     const controller = new AbortController();
     request.cancellation = controller.signal;
     const timer = setTimeout(() => {
@@ -158,6 +159,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         controller.abort(new AppError('timeout', 'The client closed the connection.'));
       }
     });
+    done();
   });
 
   // Tracing: the request's server span (parented by the caller's traceparent) is made active for
@@ -195,13 +197,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     else done();
   });
 
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
     if (deps.lifecycle.draining) reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     if (request.span) {
       request.span.setAttribute('http.response.status_code', reply.statusCode);
@@ -223,6 +225,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
       'request completed',
     );
+    done();
   });
 
   app.setErrorHandler((error, request, reply) => {
