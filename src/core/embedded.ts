@@ -7,8 +7,8 @@
  * therefore uses a pool of exactly one connection against it. It listens on an ephemeral
  * loopback TCP port (not a unix socket, whose file a `kill -9` would leave behind).
  */
-import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 
 export interface EmbeddedPostgres {
   /** A postgres:// URL for the pg driver. */
@@ -27,8 +27,18 @@ export async function startEmbeddedPostgres(options: {
     import('@electric-sql/pglite-socket'),
   ]);
   const dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
-  if (dataDir) await mkdir(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir ? { dataDir } : {});
+  let unlock: () => Promise<void> = async () => undefined;
+  if (dataDir) {
+    await mkdir(dataDir, { recursive: true });
+    unlock = await lockDataDir(dataDir);
+  }
+  let db: Awaited<ReturnType<typeof PGlite.create>>;
+  try {
+    db = await PGlite.create(dataDir ? { dataDir } : {});
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
   const server = new PGLiteSocketServer({
     db,
     host: '127.0.0.1',
@@ -46,6 +56,42 @@ export async function startEmbeddedPostgres(options: {
       stopped = true;
       await server.stop();
       await db.close();
+      await unlock();
     },
   };
+}
+
+/**
+ * PGlite is one process's database: a second `orders serve` on the same directory would corrupt
+ * it. A lock file holding our pid keeps a second one out; a lock left by a process that no
+ * longer runs (kill -9) is taken over.
+ */
+async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const path = join(dataDir, 'orders.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+      return () => rm(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
+      if (Number.isInteger(owner) && owner !== process.pid && isRunning(owner)) {
+        throw new Error(
+          `ORDERS_DATA_DIR ${dataDir} is in use by another orders process (pid ${owner}); ` +
+            'stop it or point ORDERS_DATA_DIR elsewhere',
+        );
+      }
+      await rm(path, { force: true });
+    }
+  }
+  throw new Error(`could not lock ORDERS_DATA_DIR ${dataDir}`);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -1,9 +1,9 @@
 /** `npm ci && npx orders serve` on a bare machine: the embedded database, kept across restarts. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, spawnOrders, waitForHttp } from '../helpers/process.js';
+import { freePort, runOrders, spawnOrders, waitForHttp } from '../helpers/process.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -39,7 +39,13 @@ describe('orders serve without DATABASE_URL', () => {
     expect(await first.proc.exited).toBe(0);
     expect(first.proc.stdout()).toMatch(/embedded PGlite database.*development/);
 
+    // A kill -9 leaves the lock file behind: the next start takes it over.
+    await writeFile(join(dataDir, 'orders.lock'), '999999999\n');
     const second = await startServe(dataDir);
+    // A second process on the same directory is refused while the first runs.
+    const rival = await runOrders(['serve'], { PORT: String(await freePort()), ORDERS_DATA_DIR: dataDir });
+    expect(rival.code).toBe(1);
+    expect(rival.stderr).toContain('in use by another orders process');
     const again = await fetch(`${second.base}/orders/${order.id}`);
     expect(again.status).toBe(200);
     expect(await again.json()).toEqual(order);
