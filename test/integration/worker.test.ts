@@ -427,9 +427,11 @@ describe('failures', () => {
   });
 
   it('an invalid payload is a permanent failure', async () => {
-    startWorker();
+    // Break the payload before the worker starts: a running worker could deliver the event
+    // between the insert and the update.
     const [id] = await insertEvents(1);
     await tdb.db.query(`UPDATE outbox_events SET payload = '{"id": 42}' WHERE id = $1`, [id]);
+    startWorker();
     const row = await waitFor(
       () => eventRow(id!),
       (r) => r.status === 'dead',
