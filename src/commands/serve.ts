@@ -10,7 +10,7 @@ import { loadConfig } from '../config.js';
 import { createDb } from '../core/db.js';
 import { sleep, within } from '../core/lifecycle.js';
 import { createOrdersService } from '../core/orders.js';
-import { createProcessRuntime, openServices } from '../core/runtime.js';
+import { createProcessRuntime, openServices, runToCompletion } from '../core/runtime.js';
 import { buildApp, type Lifecycle } from '../server/app.js';
 import { trackConnections } from '../server/connections.js';
 
@@ -35,7 +35,7 @@ export async function run(flags: ServeFlags): Promise<number> {
   const { logger, resources, shutdownSignal } = runtime;
   const lifecycle: Lifecycle = { shuttingDown: false, draining: false };
 
-  try {
+  return runToCompletion(runtime, async () => {
     const { db, url, embedded, telemetry, metrics, readiness } = await openServices(config, runtime, {
       allowEmbedded: true,
       command: 'serve',
@@ -113,13 +113,5 @@ export async function run(flags: ServeFlags): Promise<number> {
       );
       connections.closeAll();
     }
-    await resources.release();
-    logger.info('shutdown complete');
-    return 0;
-  } catch (error) {
-    await resources.release();
-    throw error;
-  } finally {
-    logger.flush();
-  }
+  });
 }

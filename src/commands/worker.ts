@@ -12,18 +12,17 @@ import { loadConfig } from '../config.js';
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
-import { createProcessRuntime, openServices } from '../core/runtime.js';
+import { createProcessRuntime, openServices, runToCompletion } from '../core/runtime.js';
 import { JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE, problemBody } from '../server/problem.js';
+import { notReady } from '../server/readiness.js';
 import { createWorker } from '../worker/index.js';
-
-const READINESS_TIMEOUT_MS = 2_000;
 
 export async function run(): Promise<number> {
   const config = loadConfig();
   const runtime = createProcessRuntime(config);
   const { logger, resources, shutdownSignal } = runtime;
 
-  try {
+  return runToCompletion(runtime, async () => {
     const { db, telemetry, metrics, readiness } = await openServices(config, runtime, {
       allowEmbedded: false,
       command: 'worker',
@@ -54,15 +53,7 @@ export async function run(): Promise<number> {
       'readiness is now 503; draining the worker',
     );
     await worker.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
-    await resources.release();
-    logger.info('shutdown complete');
-    return 0;
-  } catch (error) {
-    await resources.release();
-    throw error;
-  } finally {
-    logger.flush();
-  }
+  });
 }
 
 export interface ProbeServerDeps {
@@ -110,28 +101,12 @@ async function handle(deps: ProbeServerDeps, request: IncomingMessage, response:
     const body = await deps.metrics.registry.metrics();
     return send(response, 200, deps.metrics.registry.contentType, body);
   }
-  if (deps.isShuttingDown()) {
-    return sendProblem(response, new AppError('unavailable', 'The worker is shutting down.'), path);
-  }
-  let ready = false;
-  try {
-    ready = await deps.readiness(AbortSignal.timeout(READINESS_TIMEOUT_MS));
-  } catch (error) {
-    deps.logger.warn({ err: error }, 'readiness check failed');
-  }
-  if (!ready) {
-    return sendProblem(
-      response,
-      new AppError(
-        'unavailable',
-        'The database is unreachable or its schema is not current (run `orders migrate up`).',
-        {
-          retryAfterSeconds: 5,
-        },
-      ),
-      path,
-    );
-  }
+  const problem = await notReady(deps.readiness, {
+    shuttingDown: deps.isShuttingDown(),
+    logger: deps.logger,
+    process: 'worker',
+  });
+  if (problem) return sendProblem(response, problem, path);
   return send(response, 200, JSON_CONTENT_TYPE, '{"status":"ready"}');
 }
 

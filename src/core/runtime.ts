@@ -110,3 +110,21 @@ export async function openServices(
   };
   return { ...opened, telemetry, metrics, readiness };
 }
+
+/**
+ * Runs a long-running command's body (which returns once it has drained after a signal), then
+ * releases every resource in reverse order, however the body ended. Exit code 0 after a drain.
+ */
+export async function runToCompletion(runtime: ProcessRuntime, body: () => Promise<void>): Promise<number> {
+  try {
+    await body();
+    await runtime.resources.release();
+    runtime.logger.info('shutdown complete');
+    return 0;
+  } catch (error) {
+    await runtime.resources.release();
+    throw error;
+  } finally {
+    runtime.logger.flush();
+  }
+}

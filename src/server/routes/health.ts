@@ -1,12 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AppError } from '../../core/errors.js';
 import type { AppDeps } from '../app.js';
 import { problemResponses } from '../openapi.js';
 import { JSON_CONTENT_TYPE, sendProblem, sendRaw } from '../problem.js';
+import { notReady } from '../readiness.js';
 
 const Status = z.object({ status: z.string().meta({ example: 'ok' }) });
-const READINESS_TIMEOUT_MS = 2_000;
 
 export const healthRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   app.get(
@@ -34,28 +33,12 @@ export const healthRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       },
     },
     async (request, reply) => {
-      if (deps.lifecycle.shuttingDown) {
-        return sendProblem(request, reply, new AppError('unavailable', 'The server is shutting down.'));
-      }
-      let ready = false;
-      try {
-        ready = await deps.readiness(AbortSignal.timeout(READINESS_TIMEOUT_MS));
-      } catch (error) {
-        request.log.warn({ err: error }, 'readiness check failed');
-      }
-      if (!ready) {
-        return sendProblem(
-          request,
-          reply,
-          new AppError(
-            'unavailable',
-            'The database is unreachable or its schema is not current (run `orders migrate up`).',
-            {
-              retryAfterSeconds: 5,
-            },
-          ),
-        );
-      }
+      const problem = await notReady(deps.readiness, {
+        shuttingDown: deps.lifecycle.shuttingDown,
+        logger: request.log,
+        process: 'server',
+      });
+      if (problem) return sendProblem(request, reply, problem);
       return sendRaw(reply, 200, JSON_CONTENT_TYPE, '{"status":"ready"}');
     },
   );

@@ -1,0 +1,27 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { AppError } from '../core/errors.js';
+
+const READINESS_TIMEOUT_MS = 2_000;
+
+/**
+ * What `/readyz` must answer 503 with right now (shutting down, database unreachable, schema
+ * not current), or undefined when ready. Shared by the API and the worker's probe server.
+ */
+export async function notReady(
+  readiness: (signal: AbortSignal) => Promise<boolean>,
+  options: { shuttingDown: boolean; logger: Pick<FastifyBaseLogger, 'warn'>; process: string },
+): Promise<AppError | undefined> {
+  if (options.shuttingDown) return new AppError('unavailable', `The ${options.process} is shutting down.`);
+  let ready = false;
+  try {
+    ready = await readiness(AbortSignal.timeout(READINESS_TIMEOUT_MS));
+  } catch (error) {
+    options.logger.warn({ err: error }, 'readiness check failed');
+  }
+  if (ready) return undefined;
+  return new AppError(
+    'unavailable',
+    'The database is unreachable or its schema is not current (run `orders migrate up`).',
+    { retryAfterSeconds: 5 },
+  );
+}
