@@ -46,3 +46,13 @@ export const validOrder = () => ({
     { sku: 'SKU-2', quantity: 1, unitPrice: 500 },
   ],
 });
+
+/** POST /orders through app.inject: a string body is sent as is, anything else as JSON. */
+export function postOrder(app: FastifyInstance, body: unknown, headers: Record<string, string> = {}) {
+  return app.inject({
+    method: 'POST',
+    url: '/orders',
+    headers: { 'content-type': 'application/json', ...headers },
+    payload: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}

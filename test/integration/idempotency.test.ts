@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, validOrder } from '../helpers/app.js';
+import { buildTestApp, postOrder, validOrder } from '../helpers/app.js';
 import { createTestDatabase, NEEDS_SERVER, serverUrl, type TestDatabase } from '../helpers/db.js';
 
 let tdb: TestDatabase;
@@ -20,12 +20,7 @@ let n = 0;
 const uniqueKey = () => `key-${process.pid}-${Date.now()}-${n++}`;
 
 const post = (body: unknown, key?: string) =>
-  app.inject({
-    method: 'POST',
-    url: '/orders',
-    headers: { 'content-type': 'application/json', ...(key === undefined ? {} : { 'idempotency-key': key }) },
-    payload: typeof body === 'string' ? body : JSON.stringify(body),
-  });
+  postOrder(app, body, key === undefined ? {} : { 'idempotency-key': key });
 
 async function countOrders(customerId: string) {
   const r = await tdb.db.query<{ orders: number; events: number }>(

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/core/logger.js';
 import type { Metrics } from '../../src/core/metrics.js';
-import { buildTestApp, validOrder } from '../helpers/app.js';
+import { buildTestApp, postOrder, validOrder } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 let tdb: TestDatabase;
@@ -31,13 +31,7 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-const post = (body: unknown, headers: Record<string, string> = {}) =>
-  app.inject({
-    method: 'POST',
-    url: '/orders',
-    headers: { 'content-type': 'application/json', ...headers },
-    payload: JSON.stringify(body),
-  });
+const post = (body: unknown, headers: Record<string, string> = {}) => postOrder(app, body, headers);
 
 describe('logs', () => {
   it('writes one JSON line per request with method, route, status, duration, request id and trace id', async () => {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, validOrder } from '../helpers/app.js';
+import { buildTestApp, postOrder, validOrder } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 let tdb: TestDatabase;
@@ -17,13 +17,7 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-const post = (body: unknown, headers: Record<string, string> = {}) =>
-  app.inject({
-    method: 'POST',
-    url: '/orders',
-    headers: { 'content-type': 'application/json', ...headers },
-    payload: typeof body === 'string' ? body : JSON.stringify(body),
-  });
+const post = (body: unknown, headers: Record<string, string> = {}) => postOrder(app, body, headers);
 
 function expectProblem(
   res: { statusCode: number; headers: Record<string, unknown>; body: string },
