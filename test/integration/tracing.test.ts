@@ -1,14 +1,12 @@
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
 import { createDb } from '../../src/core/db.js';
 import { sleep } from '../../src/core/lifecycle.js';
-import { createMetrics } from '../../src/core/metrics.js';
 import { startTelemetry, type Telemetry } from '../../src/core/telemetry.js';
-import { createWorker } from '../../src/worker/index.js';
 import { buildTestApp, validOrder } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
+import { createFastTestWorker } from '../helpers/worker.js';
 
 let tdb: TestDatabase;
 let app: FastifyInstance;
@@ -70,15 +68,7 @@ describe('tracing', () => {
   });
 
   it('follows one order from the request through the database to the worker in one trace', async () => {
-    const worker = createWorker({
-      db: tdb.db,
-      logger: testLogger,
-      metrics: createMetrics({ defaultMetrics: false }),
-      config: loadConfig({}),
-      telemetry,
-      publisher: null,
-      options: { pollIntervalMs: 20, maxIdlePollIntervalMs: 20, housekeepingIntervalMs: 0 },
-    });
+    const worker = createFastTestWorker(tdb.db, telemetry);
     await worker.start();
     try {
       exporter.reset();
