@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, runOrders, spawnOrders, waitForHttp } from '../helpers/process.js';
+import { fetchPostOrder, freePort, runOrders, spawnOrders, waitForHttp } from '../helpers/process.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -24,14 +24,10 @@ describe('orders serve without DATABASE_URL', () => {
 
     const first = await startServe(dataDir);
     expect((await fetch(`${first.base}/healthz`)).status).toBe(200);
-    const res = await fetch(`${first.base}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        customerId: 'dev',
-        currency: 'EUR',
-        items: [{ sku: 'A', quantity: 1, unitPrice: 42 }],
-      }),
+    const res = await fetchPostOrder(first.base, {
+      customerId: 'dev',
+      currency: 'EUR',
+      items: [{ sku: 'A', quantity: 1, unitPrice: 42 }],
     });
     expect(res.status).toBe(201);
     const order = (await res.json()) as { id: string };

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery, NEEDS_SERVER, serverUrl, withDatabase } from '../helpers/db.js';
-import { freePort, runOrders, spawnOrders, waitForHttp } from '../helpers/process.js';
+import { fetchPostOrder, freePort, runOrders, spawnOrders, waitForHttp } from '../helpers/process.js';
 
 const server = serverUrl();
 const dbName = `orders_e2e_${process.pid}_${Date.now()}`;
@@ -53,25 +53,17 @@ describe.skipIf(!server)(`orders serve on PostgreSQL (${server ? 'real server' :
     });
     await waitForHttp(`${base}/readyz`, { status: 200 });
 
-    const created = await fetch(`${base}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': 'e2e-1' },
-      body: JSON.stringify({
-        customerId: 'e2e',
-        currency: 'EUR',
-        items: [{ sku: 'A', quantity: 3, unitPrice: 100 }],
-      }),
-    });
+    const created = await fetchPostOrder(
+      base,
+      { customerId: 'e2e', currency: 'EUR', items: [{ sku: 'A', quantity: 3, unitPrice: 100 }] },
+      { 'idempotency-key': 'e2e-1' },
+    );
     expect(created.status).toBe(201);
     const order = (await created.json()) as { id: string; total: number };
     expect(order.total).toBe(300);
     const fetched = await fetch(`${base}${created.headers.get('location')}`);
     expect(await fetched.json()).toEqual(order);
-    const invalid = await fetch(`${base}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{"x":1}',
-    });
+    const invalid = await fetchPostOrder(base, '{"x":1}');
     expect(invalid.status).toBe(400);
     expect(invalid.headers.get('content-type')).toContain('application/problem+json');
 

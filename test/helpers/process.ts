@@ -77,3 +77,12 @@ export async function waitForHttp(url: string, options: { status?: number; timeo
   }
   throw new Error(`${url} did not answer ${options.status ?? ''} in time (${last})`);
 }
+
+/** POST /orders over real HTTP to a spawned server: a string body as is, anything else as JSON. */
+export function fetchPostOrder(base: string, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${base}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}

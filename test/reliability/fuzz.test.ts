@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NEEDS_SERVER, serverUrl } from '../helpers/db.js';
+import { fetchPostOrder } from '../helpers/process.js';
 import { mulberry32 } from '../helpers/random.js';
 import { createMigratedDatabase, type RunningServer, startServe } from '../helpers/server.js';
 
@@ -316,14 +317,10 @@ describe.skipIf(!serverUrl())(`hostile input (${serverUrl() ? 'real server' : NE
     expect(failures).toEqual([]);
 
     expect((await fetch(`${server.base}/healthz`)).status).toBe(200);
-    const ok = await fetch(`${server.base}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        customerId: 'after-fuzz',
-        currency: 'EUR',
-        items: [{ sku: 'A', quantity: 1, unitPrice: 1 }],
-      }),
+    const ok = await fetchPostOrder(server.base, {
+      customerId: 'after-fuzz',
+      currency: 'EUR',
+      items: [{ sku: 'A', quantity: 1, unitPrice: 1 }],
     });
     expect(ok.status).toBe(201);
     const polluted = ({} as Record<string, unknown>).polluted ?? ({} as Record<string, unknown>).admin;
