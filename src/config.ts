@@ -3,7 +3,7 @@
  * every invalid variable is reported at the same time so an operator fixes them in one go.
  */
 import { z } from 'zod';
-import { redactUrl } from './core/redact.js';
+import { redactUrl } from './platform/redact.js';
 
 const bool = z
   .string()

@@ -9,11 +9,16 @@
  * unknown ids are reported and make the exit code 1.
  */
 import { loadConfig } from '../config.js';
-import { createResourceStack } from '../core/lifecycle.js';
-import { createLogger } from '../core/logger.js';
-import { type EventStatus, type ListedEvent, listOutboxEvents, retryDeadEvents } from '../core/outbox.js';
-import { openDatabase } from '../core/runtime.js';
+import {
+  type EventStatus,
+  type ListedEvent,
+  listOutboxEvents,
+  retryDeadEvents,
+} from '../messaging/outbox.js';
+import { createLogger } from '../platform/logger.js';
+import { createResourceStack } from '../platform/shutdown.js';
 import { UsageError } from './report.js';
+import { openDatabase } from './runtime.js';
 
 export type EventsOptions =
   | { action: 'list'; status?: string; limit: number; json?: boolean }

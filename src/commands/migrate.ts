@@ -1,8 +1,8 @@
 /** `orders migrate up | down [N] | status | create NAME` — connects with MIGRATE_DATABASE_URL. */
 import { loadConfig } from '../config.js';
-import { createDb } from '../core/db.js';
-import { createLogger } from '../core/logger.js';
-import { createMigration, migrate, migrationStatus } from '../core/migrations.js';
+import { createDb } from '../platform/db.js';
+import { createLogger } from '../platform/logger.js';
+import { createMigration, migrate, migrationStatus } from '../platform/migrations.js';
 import { UsageError } from './report.js';
 
 type Options =

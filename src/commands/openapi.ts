@@ -1,9 +1,9 @@
 /** `orders openapi [--format json|yaml]`: the same document the server serves at /openapi.json. */
 import { stringify } from 'yaml';
 import { loadConfig } from '../config.js';
-import { createLogger } from '../core/logger.js';
-import { createMetrics } from '../core/metrics.js';
-import type { OrdersService } from '../core/orders.js';
+import type { OrdersService } from '../orders/service.js';
+import { createLogger } from '../platform/logger.js';
+import { createMetrics } from '../platform/metrics.js';
 import { buildApp } from '../server/app.js';
 
 export async function run(options: { format: 'json' | 'yaml' }): Promise<number> {

@@ -5,7 +5,7 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../config.js';
-import { loadK8sConfig } from '../config-k8s.js';
+import { loadK8sConfig } from '../k8s/config.js';
 import { GENERATED_MARKER, renderManifests, toFiles, toYaml } from '../k8s/render.js';
 import { UsageError } from './report.js';
 

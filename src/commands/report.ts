@@ -1,6 +1,6 @@
-import { redactText } from '../core/redact.js';
+import { redactText } from '../platform/redact.js';
 
-export { UsageError } from '../core/errors.js';
+export { UsageError } from '../platform/errors.js';
 
 /** Prints a command's failure on stderr (credentials redacted) and returns its exit code. */
 export function reportError(error: unknown): number {

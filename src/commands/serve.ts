@@ -7,12 +7,12 @@
  * SHUTDOWN_TIMEOUT_MS), the pool closes, exit 0. A second signal exits at once.
  */
 import { loadConfig } from '../config.js';
-import { createDb } from '../core/db.js';
-import { sleep, within } from '../core/lifecycle.js';
-import { createOrdersService } from '../core/orders.js';
-import { createProcessRuntime, openServices, runToCompletion } from '../core/runtime.js';
+import { createOrdersService } from '../orders/service.js';
+import { createDb } from '../platform/db.js';
+import { sleep, within } from '../platform/shutdown.js';
 import { buildApp, type Lifecycle } from '../server/app.js';
 import { trackConnections } from '../server/connections.js';
+import { createProcessRuntime, openServices, runToCompletion } from './runtime.js';
 
 /** An idle keep-alive connection is closed this long after its last response, once draining. */
 const IDLE_CONNECTION_GRACE_MS = 250;

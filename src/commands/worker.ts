@@ -9,13 +9,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { loadConfig } from '../config.js';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import type { Metrics } from '../core/metrics.js';
-import { createProcessRuntime, openServices, runToCompletion } from '../core/runtime.js';
+import { AppError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
 import { JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE, problemBody } from '../server/problem.js';
 import { notReady } from '../server/readiness.js';
 import { createWorker } from '../worker/index.js';
+import { createProcessRuntime, openServices, runToCompletion } from './runtime.js';
 
 export async function run(): Promise<number> {
   const config = loadConfig();

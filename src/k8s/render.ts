@@ -26,7 +26,7 @@ import type {
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import type { K8sConfig } from '../config-k8s.js';
+import type { K8sConfig } from './config.js';
 import { readTemplate, renderTemplate, TEMPLATES_DIR } from './template.js';
 
 export const APP_NAME = 'orders';

@@ -15,10 +15,10 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { ZodType } from 'zod';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import type { Metrics } from '../core/metrics.js';
-import type { OrdersService } from '../core/orders.js';
+import type { OrdersService } from '../orders/service.js';
+import { AppError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
 import {
   context,
   disabledTelemetry,
@@ -28,7 +28,7 @@ import {
   type Telemetry,
   trace,
   traceIdFromTraceparent,
-} from '../core/telemetry.js';
+} from '../platform/telemetry.js';
 import { addResponseHeaders } from './openapi.js';
 import { fromZod, PROBLEM_CONTENT_TYPE, problemBody, sendProblem, toAppError } from './problem.js';
 import { healthRoutes } from './routes/health.js';

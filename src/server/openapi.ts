@@ -3,7 +3,7 @@
  * the problem+json responses and the response headers (Location, Retry-After, ...).
  */
 import { z } from 'zod';
-import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../platform/errors.js';
 
 export const ProblemSchema = z
   .object({

@@ -4,7 +4,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
-import { AppError, ERROR_CODES, type ErrorCode, type FieldError, isUnavailable } from '../core/errors.js';
+import { AppError, ERROR_CODES, type ErrorCode, type FieldError, isUnavailable } from '../platform/errors.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 

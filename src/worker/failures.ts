@@ -1,14 +1,14 @@
 /**
  * What a failed attempt means: retry later (transient) or dead-letter now (permanent).
  *
- * The database and network cases come from the shared table in core/errors (`isRetryable`). On
+ * The database and network cases come from the shared table in platform/errors (`isRetryable`). On
  * top of it, handlers say what they know explicitly: a TransientError (a notification provider
  * that is down, a NATS publish that timed out) is retried, a PermanentError (an unknown event
  * type, a payload that can never be handled) is dead-lettered at once. Anything else, such as a
  * TypeError in a handler, is a bug: retrying cannot fix it, so it is permanent too.
  */
-import { isRetryable } from '../core/errors.js';
-import { redactText } from '../core/redact.js';
+import { isRetryable } from '../platform/errors.js';
+import { redactText } from '../platform/redact.js';
 
 /** A failure worth retrying with backoff. */
 export class TransientError extends Error {

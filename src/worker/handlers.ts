@@ -4,9 +4,9 @@
  * that marks the event processed. Unknown types have no handler: a permanent failure.
  */
 import { z } from 'zod';
-import type { Logger } from '../core/logger.js';
-import { ORDER_CREATED } from '../core/orders.js';
-import type { NotificationRecord, OutboxEvent } from '../core/outbox.js';
+import type { NotificationRecord, OutboxEvent } from '../messaging/outbox.js';
+import { ORDER_CREATED } from '../orders/service.js';
+import type { Logger } from '../platform/logger.js';
 import { PermanentError } from './failures.js';
 import { NOTIFICATION_CHANNEL, type Notifier } from './notifier.js';
 

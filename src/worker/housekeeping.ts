@@ -5,10 +5,11 @@
  * the same work at the same time do not queue behind each other. Dead events are never purged:
  * they wait for an operator (`orders events retry`).
  */
-import type { Db } from '../core/db.js';
-import { sleep } from '../core/lifecycle.js';
-import type { Logger } from '../core/logger.js';
-import { purgeExpiredIdempotencyKeys, purgeProcessedEvents } from '../core/outbox.js';
+
+import { purgeExpiredIdempotencyKeys, purgeProcessedEvents } from '../messaging/outbox.js';
+import type { Db } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import { sleep } from '../platform/shutdown.js';
 
 export interface HousekeepingOptions {
   db: Db;

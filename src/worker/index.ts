@@ -1,7 +1,7 @@
 /**
  * The event worker: claims outbox events, runs their handlers, records the outcome.
  *
- * - Claims are leases taken with `FOR UPDATE SKIP LOCKED` by status (see core/outbox), in batches
+ * - Claims are leases taken with `FOR UPDATE SKIP LOCKED` by status (see messaging/outbox), in batches
  *   of WORKER_BATCH_SIZE, so any number of workers and replicas share the table safely.
  * - Two triggers start a claim round: a wake-up (the server pushed a committed event id into the
  *   in-process queue) and a backstop poller (every pollIntervalMs, slowing down while idle or
@@ -20,11 +20,12 @@
 import { hostname } from 'node:os';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Config } from '../config.js';
-import type { Db } from '../core/db.js';
-import { createEventQueue } from '../core/event-queue.js';
-import { sleep, within } from '../core/lifecycle.js';
-import type { Logger } from '../core/logger.js';
-import type { Metrics } from '../core/metrics.js';
+import {
+  createNatsPublisher,
+  DEFAULT_STREAM,
+  DEFAULT_SUBJECT_PREFIX,
+  type EventPublisher,
+} from '../messaging/nats-publisher.js';
 import {
   type Completion,
   claimEvents,
@@ -33,7 +34,11 @@ import {
   failEvents,
   type OutboxEvent,
   releaseEvents,
-} from '../core/outbox.js';
+} from '../messaging/outbox.js';
+import type { Db } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
+import { sleep, within } from '../platform/shutdown.js';
 import {
   context,
   disabledTelemetry,
@@ -43,16 +48,16 @@ import {
   type Telemetry,
   trace,
   traceIdFromTraceparent,
-} from '../core/telemetry.js';
-import { uuidv7 } from '../core/uuid.js';
+} from '../platform/telemetry.js';
+import { uuidv7 } from '../platform/uuid.js';
 import { abortable } from './abortable.js';
 import { backoffDelay } from './backoff.js';
 import { describeFailure, isRetryableFailure, PermanentError, TransientError } from './failures.js';
 import { defaultHandlers, type EventHandlers } from './handlers.js';
 import { createHousekeeper } from './housekeeping.js';
 import { registerOutboxGauges } from './metrics.js';
-import { createNatsPublisher, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type EventPublisher } from './nats.js';
 import { createSimulatedNotifier, type Notifier } from './notifier.js';
+import { createEventQueue } from './wake-up-queue.js';
 
 export interface WorkerOptions {
   /** Written to `locked_by`; unique per worker (default host:pid:random). */

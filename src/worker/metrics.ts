@@ -3,10 +3,10 @@
  * index). Registered once per registry, however many workers share it.
  */
 import { Gauge } from 'prom-client';
-import type { Queryable } from '../core/db.js';
-import type { Logger } from '../core/logger.js';
-import type { Metrics } from '../core/metrics.js';
-import { type OutboxStats, outboxStats } from '../core/outbox.js';
+import { type OutboxStats, outboxStats } from '../messaging/outbox.js';
+import type { Queryable } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
 
 export const OUTBOX_EVENTS_GAUGE = 'orders_outbox_events';
 export const OUTBOX_OLDEST_PENDING_GAUGE = 'orders_outbox_oldest_pending_age_seconds';

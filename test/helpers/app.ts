@@ -1,9 +1,9 @@
 /** Builds the real app on a test database, for app.inject tests. */
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config.js';
-import { createMetrics, type Metrics } from '../../src/core/metrics.js';
-import { isSchemaCurrent } from '../../src/core/migrations.js';
-import { createOrdersService } from '../../src/core/orders.js';
+import { createOrdersService } from '../../src/orders/service.js';
+import { createMetrics, type Metrics } from '../../src/platform/metrics.js';
+import { isSchemaCurrent } from '../../src/platform/migrations.js';
 import { type AppDeps, buildApp, type Lifecycle } from '../../src/server/app.js';
 import { type TestDatabase, testLogger } from './db.js';
 

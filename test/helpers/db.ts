@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createDb, type Db } from '../../src/core/db.js';
-import { createLogger } from '../../src/core/logger.js';
-import { migrate } from '../../src/core/migrations.js';
+import { createDb, type Db } from '../../src/platform/db.js';
+import { createLogger } from '../../src/platform/logger.js';
+import { migrate } from '../../src/platform/migrations.js';
 
 export interface TestDatabase {
   url: string;
@@ -48,7 +48,7 @@ export async function createTestDatabase(
       },
     };
   }
-  const { startEmbeddedPostgres } = await import('../../src/core/embedded.js');
+  const { startEmbeddedPostgres } = await import('../../src/platform/embedded.js');
   const embedded = await startEmbeddedPostgres({ maxConnections: 8 });
   if (options.migrate !== false)
     await migrate({ databaseUrl: embedded.url, direction: 'up', logger: testLogger });

@@ -1,9 +1,9 @@
 /** A worker tuned for tests (fast polls, no housekeeping, no NATS) and a wait for its outcome. */
 import { loadConfig } from '../../src/config.js';
-import type { Db } from '../../src/core/db.js';
-import { sleep } from '../../src/core/lifecycle.js';
-import { createMetrics } from '../../src/core/metrics.js';
-import type { Telemetry } from '../../src/core/telemetry.js';
+import type { Db } from '../../src/platform/db.js';
+import { createMetrics } from '../../src/platform/metrics.js';
+import { sleep } from '../../src/platform/shutdown.js';
+import type { Telemetry } from '../../src/platform/telemetry.js';
 import { createWorker, type Worker } from '../../src/worker/index.js';
 import { testLogger } from './db.js';
 

@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/core/logger.js';
-import type { Metrics } from '../../src/core/metrics.js';
+import { createLogger } from '../../src/platform/logger.js';
+import type { Metrics } from '../../src/platform/metrics.js';
 import { buildTestApp, postOrder, validOrder } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 

@@ -19,7 +19,7 @@ describe('/readyz', () => {
     expect(before.json().code).toBe('unavailable');
     expect(before.headers['retry-after']).toBeDefined();
 
-    const { migrate } = await import('../../src/core/migrations.js');
+    const { migrate } = await import('../../src/platform/migrations.js');
     const { testLogger } = await import('../helpers/db.js');
     await migrate({ databaseUrl: tdb.url, direction: 'up', logger: testLogger });
     expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);

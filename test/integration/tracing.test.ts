@@ -1,9 +1,9 @@
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb } from '../../src/core/db.js';
-import { sleep } from '../../src/core/lifecycle.js';
-import { startTelemetry, type Telemetry } from '../../src/core/telemetry.js';
+import { createDb } from '../../src/platform/db.js';
+import { sleep } from '../../src/platform/shutdown.js';
+import { startTelemetry, type Telemetry } from '../../src/platform/telemetry.js';
 import { buildTestApp, validOrder } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
 import { createFastTestWorker } from '../helpers/worker.js';

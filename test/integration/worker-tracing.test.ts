@@ -4,9 +4,9 @@
  */
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../src/core/db.js';
-import { sleep } from '../../src/core/lifecycle.js';
-import { startTelemetry, type Telemetry } from '../../src/core/telemetry.js';
+import { createDb, type Db } from '../../src/platform/db.js';
+import { sleep } from '../../src/platform/shutdown.js';
+import { startTelemetry, type Telemetry } from '../../src/platform/telemetry.js';
 import type { Worker } from '../../src/worker/index.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
 import { createFastTestWorker, waitForEventStatus } from '../helpers/worker.js';

@@ -6,12 +6,12 @@
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { createDb, type Db } from '../../src/core/db.js';
-import { sleep } from '../../src/core/lifecycle.js';
-import { createLogger, type Logger } from '../../src/core/logger.js';
-import { createMetrics, type Metrics } from '../../src/core/metrics.js';
-import { createOrdersService } from '../../src/core/orders.js';
-import { retryDeadEvents } from '../../src/core/outbox.js';
+import { retryDeadEvents } from '../../src/messaging/outbox.js';
+import { createOrdersService } from '../../src/orders/service.js';
+import { createDb, type Db } from '../../src/platform/db.js';
+import { createLogger, type Logger } from '../../src/platform/logger.js';
+import { createMetrics, type Metrics } from '../../src/platform/metrics.js';
+import { sleep } from '../../src/platform/shutdown.js';
 import { TransientError } from '../../src/worker/failures.js';
 import { createHousekeeper } from '../../src/worker/housekeeping.js';
 import { createWorker, type Worker, type WorkerDeps, type WorkerOptions } from '../../src/worker/index.js';

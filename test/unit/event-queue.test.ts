@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createEventQueue } from '../../src/core/event-queue.js';
-import { sleep } from '../../src/core/lifecycle.js';
+import { sleep } from '../../src/platform/shutdown.js';
+import { createEventQueue } from '../../src/worker/wake-up-queue.js';
 
 describe('event queue', () => {
   it('delivers items in order, batching whatever is buffered up to max', async () => {

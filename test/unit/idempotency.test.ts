@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/core/errors.js';
-import { canonicalJson, parseIdempotencyKey, requestFingerprint } from '../../src/core/idempotency.js';
+import { canonicalJson, parseIdempotencyKey, requestFingerprint } from '../../src/orders/idempotency.js';
+import { AppError } from '../../src/platform/errors.js';
 
 describe('parseIdempotencyKey', () => {
   it('accepts the bare and the structured-field form as the same key', () => {

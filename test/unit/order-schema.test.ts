@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OrderInput, orderTotal } from '../../src/core/order-schema.js';
+import { OrderInput, orderTotal } from '../../src/orders/schemas.js';
 import { fromZod } from '../../src/server/problem.js';
 
 const valid = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AppError, isRetryable } from '../../src/core/errors.js';
-import { redactUrl } from '../../src/core/redact.js';
+import { AppError, isRetryable } from '../../src/platform/errors.js';
+import { redactUrl } from '../../src/platform/redact.js';
 import { problemBody, toAppError } from '../../src/server/problem.js';
 
 describe('toAppError', () => {

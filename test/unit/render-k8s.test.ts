@@ -24,7 +24,7 @@ import { parseAllDocuments } from 'yaml';
 import { run } from '../../src/commands/render-k8s.js';
 import { UsageError } from '../../src/commands/report.js';
 import { ConfigError } from '../../src/config.js';
-import { loadK8sConfig, parseImageReference } from '../../src/config-k8s.js';
+import { loadK8sConfig, parseImageReference } from '../../src/k8s/config.js';
 import { type Manifest, renderManifests, toYaml } from '../../src/k8s/render.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -179,7 +179,7 @@ describe('render-k8s: output', () => {
     for (const file of [
       'src/k8s/render.ts',
       'src/k8s/template.ts',
-      'src/config-k8s.ts',
+      'src/k8s/config.ts',
       'src/commands/render-k8s.ts',
     ]) {
       const source = readFileSync(join(ROOT, file), 'utf8');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/core/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 import {
   describeFailure,
   isRetryableFailure,

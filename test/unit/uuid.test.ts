@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { uuidv7 } from '../../src/core/uuid.js';
+import { uuidv7 } from '../../src/platform/uuid.js';
 
 describe('uuidv7', () => {
   it('is an RFC 9562 version 7 UUID carrying the millisecond timestamp', () => {

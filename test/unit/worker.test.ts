@@ -5,10 +5,10 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { Db } from '../../src/core/db.js';
-import { sleep } from '../../src/core/lifecycle.js';
-import { createLogger } from '../../src/core/logger.js';
-import { createMetrics } from '../../src/core/metrics.js';
+import type { Db } from '../../src/platform/db.js';
+import { createLogger } from '../../src/platform/logger.js';
+import { createMetrics } from '../../src/platform/metrics.js';
+import { sleep } from '../../src/platform/shutdown.js';
 import { createWorker, resolveWorkerOptions } from '../../src/worker/index.js';
 
 const logger = createLogger('silent');

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AppError } from '../../core/errors.js';
-import { parseIdempotencyKey, requestFingerprint } from '../../core/idempotency.js';
-import { Order, OrderEvents, OrderIdParams, OrderInput } from '../../core/order-schema.js';
-import type { CreateOrderResult } from '../../core/orders.js';
-import { currentTraceCarrier, disabledTelemetry } from '../../core/telemetry.js';
+import { parseIdempotencyKey, requestFingerprint } from '../../orders/idempotency.js';
+import { Order, OrderEvents, OrderIdParams, OrderInput } from '../../orders/schemas.js';
+import type { CreateOrderResult } from '../../orders/service.js';
+import { AppError } from '../../platform/errors.js';
+import { currentTraceCarrier, disabledTelemetry } from '../../platform/telemetry.js';
 import type { AppDeps } from '../app.js';
 import { problemResponses } from '../openapi.js';
 import { JSON_CONTENT_TYPE, sendRaw } from '../problem.js';

@@ -11,7 +11,7 @@
  * Work is batched: one statement claims a batch; one statement marks many events processed and
  * records their notifications; one statement reschedules or dead-letters many failures.
  */
-import type { Queryable, QueryOptions } from './db.js';
+import type { Queryable, QueryOptions } from '../platform/db.js';
 
 export type EventStatus = 'pending' | 'processing' | 'processed' | 'dead';
 

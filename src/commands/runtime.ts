@@ -4,13 +4,13 @@
  * database, migrated in-process), metrics and the readiness check.
  */
 import type { Config } from '../config.js';
-import { createDb, type Db } from './db.js';
-import { UsageError } from './errors.js';
-import { createResourceStack, type ResourceStack, waitForShutdownSignal } from './lifecycle.js';
-import { createLogger, type Logger } from './logger.js';
-import { createMetrics, type Metrics } from './metrics.js';
-import { isSchemaCurrent } from './migrations.js';
-import { startTelemetry, type Telemetry } from './telemetry.js';
+import { createDb, type Db } from '../platform/db.js';
+import { UsageError } from '../platform/errors.js';
+import { createLogger, type Logger } from '../platform/logger.js';
+import { createMetrics, type Metrics } from '../platform/metrics.js';
+import { isSchemaCurrent } from '../platform/migrations.js';
+import { createResourceStack, type ResourceStack, waitForShutdownSignal } from '../platform/shutdown.js';
+import { startTelemetry, type Telemetry } from '../platform/telemetry.js';
 
 export interface OpenedDatabase {
   db: Db;
@@ -34,8 +34,8 @@ export async function openDatabase(
           '(postgres://user:password@host:5432/db). Only `orders serve` falls back to the embedded database.',
       );
     }
-    const { startEmbeddedPostgres } = await import('./embedded.js');
-    const { migrate } = await import('./migrations.js');
+    const { startEmbeddedPostgres } = await import('../platform/embedded.js');
+    const { migrate } = await import('../platform/migrations.js');
     logger.warn(
       { dataDir: config.ORDERS_DATA_DIR },
       'DATABASE_URL is not set: using the embedded PGlite database in ORDERS_DATA_DIR. ' +

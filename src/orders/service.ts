@@ -7,10 +7,10 @@
  * unique index entry until the first commits, then replays its stored response.
  */
 
-import type { Queryable, QueryOptions } from './db.js';
-import { AppError } from './errors.js';
-import { type Order, type OrderEvent, type OrderInput, orderTotal } from './order-schema.js';
-import { uuidv7 } from './uuid.js';
+import type { Queryable, QueryOptions } from '../platform/db.js';
+import { AppError } from '../platform/errors.js';
+import { uuidv7 } from '../platform/uuid.js';
+import { type Order, type OrderEvent, type OrderInput, orderTotal } from './schemas.js';
 
 export const ORDER_CREATED = 'OrderCreated';
 

@@ -6,7 +6,7 @@
  * get them from the Secret named by K8S_DATABASE_SECRET.
  */
 import { z } from 'zod';
-import { ConfigError, EnvSchema } from './config.js';
+import { ConfigError, EnvSchema } from '../config.js';
 
 /** The app variables carried into the ConfigMap when set (none of them may hold a credential). */
 export const CARRIED_APP_VARS = [

@@ -3,7 +3,7 @@
  * request fingerprint. The storage side lives with the order write, in the same statement.
  */
 import { createHash } from 'node:crypto';
-import { AppError } from './errors.js';
+import { AppError } from '../platform/errors.js';
 
 const KEY_CHARS = /^[\x21-\x7e]{1,255}$/;
 

@@ -8,11 +8,11 @@
  * succeeded but marking the event processed failed) stores each event once. The stream is created
  * when missing, and checked again after a failed publish (someone may have deleted it).
  */
-import type { Logger } from '../core/logger.js';
-import type { OutboxEvent } from '../core/outbox.js';
-import { redactUrl } from '../core/redact.js';
-import { abortable } from './abortable.js';
-import { TransientError } from './failures.js';
+import type { Logger } from '../platform/logger.js';
+import { redactUrl } from '../platform/redact.js';
+import { abortable } from '../worker/abortable.js';
+import { TransientError } from '../worker/failures.js';
+import type { OutboxEvent } from './outbox.js';
 
 export interface EventPublisher {
   /** Publishes one event; rejects with a TransientError so the event is retried. */
