@@ -102,14 +102,7 @@ export function buildProgram(): Command {
   events
     .command('list')
     .description('list outbox events, newest first')
-    .addOption(
-      new Option('--status <status>', 'only events in this status').choices([
-        'pending',
-        'processing',
-        'processed',
-        'dead',
-      ]),
-    )
+    .option('--status <status>', 'only events in this status: pending, processing, processed or dead')
     .option('--limit <n>', 'at most this many events', intArg('--limit', 1, 10_000), 50)
     .option('--json', 'print a JSON array instead of a table')
     .action((options) => execute(() => import('./commands/events.js'), { action: 'list', ...options }));

@@ -9,12 +9,8 @@
  * unknown ids are reported and make the exit code 1.
  */
 import { loadConfig } from '../config.js';
-import {
-  type EventStatus,
-  type ListedEvent,
-  listOutboxEvents,
-  retryDeadEvents,
-} from '../messaging/outbox.js';
+import { EVENT_STATUSES, type EventStatus } from '../messaging/events.js';
+import { type ListedEvent, listOutboxEvents, retryDeadEvents } from '../messaging/outbox.js';
 import { createLogger } from '../platform/logger.js';
 import { createResourceStack } from '../platform/shutdown.js';
 import { UsageError } from './report.js';
@@ -24,7 +20,7 @@ export type EventsOptions =
   | { action: 'list'; status?: string; limit: number; json?: boolean }
   | { action: 'retry'; ids: string[]; dead: boolean };
 
-const STATUSES: readonly EventStatus[] = ['pending', 'processing', 'processed', 'dead'];
+const STATUSES: readonly EventStatus[] = EVENT_STATUSES;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface EventsIo {

@@ -12,8 +12,8 @@ import { loadConfig } from '../config.js';
 import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
-import { JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE, problemBody } from '../server/problem.js';
-import { notReady } from '../server/readiness.js';
+import { httpStatus, JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE, problemBody } from '../platform/problem.js';
+import { notReady } from '../platform/readiness.js';
 import { createWorker } from '../worker/index.js';
 import { createProcessRuntime, openServices, runToCompletion } from './runtime.js';
 
@@ -118,7 +118,7 @@ function send(response: ServerResponse, status: number, contentType: string, bod
 function sendProblem(response: ServerResponse, error: AppError, instance: string) {
   if (error.retryAfterSeconds !== undefined)
     response.setHeader('retry-after', String(error.retryAfterSeconds));
-  send(response, error.status, PROBLEM_CONTENT_TYPE, JSON.stringify(problemBody(error, instance)));
+  send(response, httpStatus(error.code), PROBLEM_CONTENT_TYPE, JSON.stringify(problemBody(error, instance)));
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

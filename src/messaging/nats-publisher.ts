@@ -8,10 +8,12 @@
  * succeeded but marking the event processed failed) stores each event once. The stream is created
  * when missing, and checked again after a failed publish (someone may have deleted it).
  */
+
+import { abortable } from '../platform/abortable.js';
+import { TransientError } from '../platform/failures.js';
 import type { Logger } from '../platform/logger.js';
 import { redactUrl } from '../platform/redact.js';
-import { abortable } from '../worker/abortable.js';
-import { TransientError } from '../worker/failures.js';
+import { DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type PublishedEvent, subjectFor } from './events.js';
 import type { OutboxEvent } from './outbox.js';
 
 export interface EventPublisher {
@@ -37,17 +39,6 @@ export interface NatsPublisherOptions {
 }
 
 /** The message body published for an event. */
-export interface PublishedEvent {
-  id: string;
-  type: string;
-  aggregateType: string;
-  aggregateId: string;
-  createdAt: string;
-  data: unknown;
-}
-
-export const DEFAULT_STREAM = 'ORDERS_EVENTS';
-export const DEFAULT_SUBJECT_PREFIX = 'orders.events';
 
 type NatsModule = typeof import('@nats-io/transport-node');
 type JetStreamModule = typeof import('@nats-io/jetstream');
@@ -57,10 +48,6 @@ interface Connection {
   nc: Awaited<ReturnType<NatsModule['connect']>>;
   js: ReturnType<JetStreamModule['jetstream']>;
   jsm: Awaited<ReturnType<JetStreamModule['jetstreamManager']>>;
-}
-
-export function subjectFor(prefix: string, type: string): string {
-  return `${prefix}.${type}`;
 }
 
 export function createNatsPublisher(options: NatsPublisherOptions): EventPublisher {

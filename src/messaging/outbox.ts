@@ -12,8 +12,7 @@
  * records their notifications; one statement reschedules or dead-letters many failures.
  */
 import type { Queryable, QueryOptions } from '../platform/db.js';
-
-export type EventStatus = 'pending' | 'processing' | 'processed' | 'dead';
+import type { EventStatus } from './events.js';
 
 export interface OutboxEvent {
   id: string;

@@ -62,22 +62,6 @@ export const Order = z
   .meta({ id: 'Order' });
 export type Order = z.infer<typeof Order>;
 
-export const EventStatus = z.enum(['pending', 'processing', 'processed', 'dead']);
-
-export const OrderEvent = z
-  .object({
-    id: z.uuid(),
-    type: z.string().meta({ example: 'OrderCreated' }),
-    status: EventStatus,
-    attempts: z.int().min(0),
-    createdAt: z.iso.datetime(),
-    processedAt: z.iso.datetime().nullable(),
-  })
-  .meta({ id: 'OrderEvent' });
-export type OrderEvent = z.infer<typeof OrderEvent>;
-
-export const OrderEvents = z.object({ events: z.array(OrderEvent) }).meta({ id: 'OrderEvents' });
-
 export const OrderIdParams = z.strictObject({ id: z.guid('must be a UUID') });
 
 export function orderTotal(items: readonly { quantity: number; unitPrice: number }[]): number {

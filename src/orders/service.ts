@@ -7,12 +7,11 @@
  * unique index entry until the first commits, then replays its stored response.
  */
 
+import { ORDER_CREATED, type OrderEvent } from '../messaging/events.js';
 import type { Queryable, QueryOptions } from '../platform/db.js';
 import { AppError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/uuid.js';
-import { type Order, type OrderEvent, type OrderInput, orderTotal } from './schemas.js';
-
-export const ORDER_CREATED = 'OrderCreated';
+import { type Order, type OrderInput, orderTotal } from './schemas.js';
 
 export interface StoredResponse {
   statusCode: number;

@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { AppError, isUnavailable } from './errors.js';
+import { AppError, isBrokenConnection } from './errors.js';
 import { inSpan, SpanKind, type Telemetry } from './telemetry.js';
 
 export type QueryValues = readonly unknown[];
@@ -119,7 +119,9 @@ export function createDb(options: DbOptions): Db {
     try {
       return await fn(client);
     } catch (error) {
-      discard = signal?.aborted === true || isUnavailable(error);
+      // Only a broken connection is thrown away: a lost race (deadlock, lock timeout,
+      // serialization failure) leaves a healthy session that the pool can hand out again.
+      discard = signal?.aborted === true || isBrokenConnection(error);
       throw error;
     } finally {
       client.off('error', ignoreClientError);
@@ -147,7 +149,7 @@ export function createDb(options: DbOptions): Db {
           } catch (error) {
             // If the connection is broken or the signal fired, the client is discarded and the
             // server rolls back when the session ends; otherwise roll back explicitly.
-            if (!signal?.aborted && !isUnavailable(error)) {
+            if (!signal?.aborted && !isBrokenConnection(error)) {
               await client.query('ROLLBACK').catch(() => undefined);
             }
             throw error;
@@ -173,7 +175,7 @@ export function createDb(options: DbOptions): Db {
 
 function ignoreClientError(): void {}
 
-/** No connection could be had: transient by nature (see isRetryable). */
+/** No connection could be had: transient by nature (see isBrokenConnection). */
 export class DatabaseUnavailableError extends Error {
   readonly code = 'DB_UNAVAILABLE';
   constructor(cause: unknown) {

@@ -1,20 +1,28 @@
 /**
- * The error taxonomy. Every failure the API reports is an AppError with a stable code; the
- * server's one error handler turns it into RFC 9457 problem+json and hides the cause of 5xx.
+ * The error vocabulary. A failure the caller must hear about is an AppError with a stable code
+ * from the contract; what HTTP status and title a code gets is the HTTP layer's business
+ * (platform/problem.ts), so the domain raises codes and never speaks HTTP.
+ *
+ * Failures from the database fall in two classes that callers treat differently:
+ * - `isBrokenConnection`: the connection or the server is gone. The client is discarded (it
+ *   must never go back to the pool) and the API answers 503.
+ * - `isRetryable`: running the same work again may succeed. Every broken connection, plus a
+ *   transaction that lost a race on a healthy connection (serialization failure, deadlock, lock
+ *   timeout): that connection stays pooled; the worker retries with backoff.
  */
-export const ERROR_CODES = {
-  validation_failed: { status: 400, title: 'Request validation failed' },
-  not_found: { status: 404, title: 'Not found' },
-  idempotency_key_in_use: { status: 409, title: 'Idempotency key in use' },
-  payload_too_large: { status: 413, title: 'Payload too large' },
-  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
-  idempotency_key_reused: { status: 422, title: 'Idempotency key reused' },
-  unavailable: { status: 503, title: 'Service unavailable' },
-  timeout: { status: 504, title: 'Request timed out' },
-  internal: { status: 500, title: 'Internal server error' },
-} as const;
+export const ERROR_CODES = [
+  'validation_failed',
+  'not_found',
+  'idempotency_key_in_use',
+  'payload_too_large',
+  'unsupported_media_type',
+  'idempotency_key_reused',
+  'unavailable',
+  'timeout',
+  'internal',
+] as const;
 
-export type ErrorCode = keyof typeof ERROR_CODES;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface FieldError {
   /** JSON Pointer into the request body, e.g. `/items/0/quantity`; `` for the body itself. */
@@ -23,7 +31,6 @@ export interface FieldError {
 }
 
 export class AppError extends Error {
-  readonly status: number;
   readonly errors: FieldError[] | undefined;
   readonly retryAfterSeconds: number | undefined;
 
@@ -34,20 +41,13 @@ export class AppError extends Error {
   ) {
     super(detail, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
-    this.status = ERROR_CODES[code].status;
     this.errors = options.errors;
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 
-/**
- * SQLSTATEs that mean "try again later": the database is going away, restarting, overloaded, or
- * the transaction lost a race it can simply re-run. Everything else from PostgreSQL is a bug.
- */
-const RETRYABLE_SQLSTATES = new Set([
-  '40001', // serialization_failure
-  '40P01', // deadlock_detected
-  '55P03', // lock_not_available
+/** SQLSTATEs that mean the server or the session is going away: the connection is useless. */
+const BROKEN_CONNECTION_SQLSTATES = new Set([
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
@@ -61,7 +61,14 @@ const RETRYABLE_SQLSTATES = new Set([
   '08P01', // protocol_violation (seen when a server dies mid-message)
 ]);
 
-const RETRYABLE_NETWORK_CODES = new Set([
+/** A transaction that lost a race on a healthy connection: run it again. */
+const LOST_RACE_SQLSTATES = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '55P03', // lock_not_available (lock_timeout)
+]);
+
+const BROKEN_CONNECTION_NETWORK_CODES = new Set([
   'DB_UNAVAILABLE', // DatabaseUnavailableError: no connection could be had
   'ECONNREFUSED',
   'ECONNRESET',
@@ -73,7 +80,7 @@ const RETRYABLE_NETWORK_CODES = new Set([
   'EAI_AGAIN',
 ]);
 
-const RETRYABLE_MESSAGES = [
+const BROKEN_CONNECTION_MESSAGES = [
   'Connection terminated',
   'timeout exceeded when trying to connect',
   'Client has encountered a connection error',
@@ -81,21 +88,31 @@ const RETRYABLE_MESSAGES = [
   'connection timeout',
 ];
 
-/** True when a failure is transient (database down, network, lost race): retry with backoff. */
-export function isRetryable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (RETRYABLE_SQLSTATES.has(code) || RETRYABLE_NETWORK_CODES.has(code))) {
-    return true;
-  }
-  if (RETRYABLE_MESSAGES.some((m) => error.message.includes(m))) return true;
-  if (error instanceof AggregateError) return error.errors.some(isRetryable);
-  return error.cause !== undefined && isRetryable(error.cause);
+/** True when the connection (or the server behind it) is gone: discard the client, answer 503. */
+export function isBrokenConnection(error: unknown): boolean {
+  return matches(error, (code, message) =>
+    code === undefined
+      ? BROKEN_CONNECTION_MESSAGES.some((m) => message.includes(m))
+      : BROKEN_CONNECTION_SQLSTATES.has(code) ||
+        BROKEN_CONNECTION_NETWORK_CODES.has(code) ||
+        BROKEN_CONNECTION_MESSAGES.some((m) => message.includes(m)),
+  );
 }
 
-/** A database failure that means the database is not there (as opposed to a bad query). */
-export function isUnavailable(error: unknown): boolean {
-  return isRetryable(error);
+/** True when a failure is transient (database down, network, lost race): retry with backoff. */
+export function isRetryable(error: unknown): boolean {
+  return (
+    isBrokenConnection(error) || matches(error, (code) => code !== undefined && LOST_RACE_SQLSTATES.has(code))
+  );
+}
+
+/** Tests the error, then what it wraps (`cause`, an AggregateError's errors). */
+function matches(error: unknown, test: (code: string | undefined, message: string) => boolean): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (test(typeof code === 'string' ? code : undefined, error.message)) return true;
+  if (error instanceof AggregateError && error.errors.some((e) => matches(e, test))) return true;
+  return error.cause !== undefined && matches(error.cause, test);
 }
 
 /** Bad usage the operator must fix (a flag or variable): a command exits with code 2. */

@@ -19,6 +19,7 @@ import type { OrdersService } from '../orders/service.js';
 import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
+import { httpStatus } from '../platform/problem.js';
 import {
   context,
   disabledTelemetry,
@@ -230,7 +231,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.setErrorHandler((error, request, reply) => {
     const appError = toAppError(error);
-    if (appError.status >= 500) {
+    if (httpStatus(appError.code) >= 500) {
       request.log.error({ err: error, code: appError.code }, 'request failed');
     }
     return sendProblem(request, reply, appError);

@@ -3,7 +3,7 @@
  * the problem+json responses and the response headers (Location, Retry-After, ...).
  */
 import { z } from 'zod';
-import { ERROR_CODES, type ErrorCode } from '../platform/errors.js';
+import { ERROR_CODES } from '../platform/errors.js';
 
 export const ProblemSchema = z
   .object({
@@ -13,7 +13,7 @@ export const ProblemSchema = z
     title: z.string(),
     status: z.int(),
     detail: z.string(),
-    code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
+    code: z.enum(ERROR_CODES),
     instance: z.string().meta({ description: 'The request path' }),
     errors: z
       .array(

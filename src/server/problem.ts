@@ -4,23 +4,16 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
-import { AppError, ERROR_CODES, type ErrorCode, type FieldError, isUnavailable } from '../platform/errors.js';
+import { AppError, type ErrorCode, isRetryable } from '../platform/errors.js';
+import { httpStatus, PROBLEM_CONTENT_TYPE, problemBody } from '../platform/problem.js';
 
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
-
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: ErrorCode;
-  instance: string;
-  errors?: FieldError[];
-}
-
-export function problemType(code: ErrorCode): string {
-  return `/problems/${code}`;
-}
+export {
+  JSON_CONTENT_TYPE,
+  PROBLEM_CONTENT_TYPE,
+  type Problem,
+  problemBody,
+  problemType,
+} from '../platform/problem.js';
 
 /** A JSON Pointer (RFC 6901) from a zod issue path. */
 export function jsonPointer(path: readonly PropertyKey[]): string {
@@ -64,7 +57,8 @@ export function toAppError(error: unknown): AppError {
     if (fe.statusCode === 415)
       return new AppError('unsupported_media_type', fastifyDetail('unsupported_media_type', fe));
   }
-  if (isUnavailable(error)) {
+  // A broken connection, or a transaction that lost a race and may simply be sent again.
+  if (isRetryable(error)) {
     return new AppError('unavailable', 'The database is unavailable. Retry shortly.', {
       retryAfterSeconds: 2,
       cause: error,
@@ -107,30 +101,15 @@ function safeMessage(message: string | undefined): string {
   return (message ?? 'invalid request').slice(0, 200);
 }
 
-export function problemBody(error: AppError, instance: string): Problem {
-  const body: Problem = {
-    type: problemType(error.code),
-    title: ERROR_CODES[error.code].title,
-    status: error.status,
-    detail: error.message,
-    code: error.code,
-    instance,
-  };
-  if (error.errors) body.errors = error.errors;
-  return body;
-}
-
 /** Sends an already-serialised body (the handlers build JSON once, as strings). */
 export function sendRaw(reply: FastifyReply, status: number, contentType: string, body: string) {
   return reply.code(status).type(contentType).send(body);
 }
 
-export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
-
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError) {
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
   return reply
-    .code(error.status)
+    .code(httpStatus(error.code))
     .type(PROBLEM_CONTENT_TYPE)
     .send(JSON.stringify(problemBody(error, request.url.split('?')[0] ?? request.url)));
 }

@@ -4,10 +4,10 @@
  * that marks the event processed. Unknown types have no handler: a permanent failure.
  */
 import { z } from 'zod';
+import { ORDER_CREATED } from '../messaging/events.js';
 import type { NotificationRecord, OutboxEvent } from '../messaging/outbox.js';
-import { ORDER_CREATED } from '../orders/service.js';
+import { PermanentError } from '../platform/failures.js';
 import type { Logger } from '../platform/logger.js';
-import { PermanentError } from './failures.js';
 import { NOTIFICATION_CHANNEL, type Notifier } from './notifier.js';
 
 export interface HandlerContext {

@@ -20,12 +20,8 @@
 import { hostname } from 'node:os';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Config } from '../config.js';
-import {
-  createNatsPublisher,
-  DEFAULT_STREAM,
-  DEFAULT_SUBJECT_PREFIX,
-  type EventPublisher,
-} from '../messaging/nats-publisher.js';
+import { DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX } from '../messaging/events.js';
+import { createNatsPublisher, type EventPublisher } from '../messaging/nats-publisher.js';
 import {
   type Completion,
   claimEvents,
@@ -35,7 +31,9 @@ import {
   type OutboxEvent,
   releaseEvents,
 } from '../messaging/outbox.js';
+import { abortable } from '../platform/abortable.js';
 import type { Db } from '../platform/db.js';
+import { describeFailure, isRetryableFailure, PermanentError, TransientError } from '../platform/failures.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { sleep, within } from '../platform/shutdown.js';
@@ -50,9 +48,7 @@ import {
   traceIdFromTraceparent,
 } from '../platform/telemetry.js';
 import { uuidv7 } from '../platform/uuid.js';
-import { abortable } from './abortable.js';
 import { backoffDelay } from './backoff.js';
-import { describeFailure, isRetryableFailure, PermanentError, TransientError } from './failures.js';
 import { defaultHandlers, type EventHandlers } from './handlers.js';
 import { createHousekeeper } from './housekeeping.js';
 import { registerOutboxGauges } from './metrics.js';

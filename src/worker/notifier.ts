@@ -7,7 +7,7 @@
  * inserted, in the transaction that marks the event processed. A real provider would receive
  * the event id as its idempotency key, so a send repeated after a crash is dropped there too.
  */
-import { TransientError } from './failures.js';
+import { TransientError } from '../platform/failures.js';
 
 export interface Notification {
   /** The event id: the idempotency key of the send and of the `notifications` row. */

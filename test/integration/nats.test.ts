@@ -5,15 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import {
-  createNatsPublisher,
-  type EventPublisher,
-  type PublishedEvent,
-} from '../../src/messaging/nats-publisher.js';
+import type { PublishedEvent } from '../../src/messaging/events.js';
+import { createNatsPublisher, type EventPublisher } from '../../src/messaging/nats-publisher.js';
 import type { OutboxEvent } from '../../src/messaging/outbox.js';
+import { TransientError } from '../../src/platform/failures.js';
 import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
-import { TransientError } from '../../src/worker/failures.js';
 import { createWorker, type Worker } from '../../src/worker/index.js';
 import type { Notifier } from '../../src/worker/notifier.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, isRetryable } from '../../src/platform/errors.js';
+import { httpStatus } from '../../src/platform/problem.js';
 import { redactUrl } from '../../src/platform/redact.js';
 import { problemBody, toAppError } from '../../src/server/problem.js';
 
@@ -15,7 +16,7 @@ describe('toAppError', () => {
   it('maps database outages to 503 with Retry-After', () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
     const mapped = toAppError(refused);
-    expect(mapped.status).toBe(503);
+    expect(httpStatus(mapped.code)).toBe(503);
     expect(mapped.retryAfterSeconds).toBeGreaterThan(0);
     expect(toAppError(Object.assign(new Error('terminating'), { code: '57P01' })).code).toBe('unavailable');
   });

@@ -5,7 +5,7 @@ import {
   isRetryableFailure,
   PermanentError,
   TransientError,
-} from '../../src/worker/failures.js';
+} from '../../src/platform/failures.js';
 import { createSimulatedNotifier } from '../../src/worker/notifier.js';
 
 const withCode = (code: string, message = 'failed') => Object.assign(new Error(message), { code });

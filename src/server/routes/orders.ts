@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { OrderEvents } from '../../messaging/events.js';
 import { parseIdempotencyKey, requestFingerprint } from '../../orders/idempotency.js';
-import { Order, OrderEvents, OrderIdParams, OrderInput } from '../../orders/schemas.js';
+import { Order, OrderIdParams, OrderInput } from '../../orders/schemas.js';
 import type { CreateOrderResult } from '../../orders/service.js';
 import { AppError } from '../../platform/errors.js';
 import { currentTraceCarrier, disabledTelemetry } from '../../platform/telemetry.js';

@@ -7,8 +7,8 @@
  * type, a payload that can never be handled) is dead-lettered at once. Anything else, such as a
  * TypeError in a handler, is a bug: retrying cannot fix it, so it is permanent too.
  */
-import { isRetryable } from '../platform/errors.js';
-import { redactText } from '../platform/redact.js';
+import { isRetryable } from './errors.js';
+import { redactText } from './redact.js';
 
 /** A failure worth retrying with backoff. */
 export class TransientError extends Error {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { AppError } from '../platform/errors.js';
+import { AppError } from './errors.js';
 
 const READINESS_TIMEOUT_MS = 2_000;
 
