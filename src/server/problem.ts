@@ -1,22 +1,15 @@
 /**
- * RFC 9457 problem details: the one place that turns any error into the contract's
- * problem+json body. 5xx bodies never carry internals (no stack, no SQL, no driver message).
+ * RFC 9457 problem details over HTTP: turns anything thrown in a request into an AppError, sends
+ * it as problem+json, and describes those answers in the OpenAPI document. 5xx bodies never
+ * carry internals (no stack, no SQL, no driver message).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { ZodError } from 'zod';
-import { AppError, type ErrorCode, isRetryable } from '../platform/errors.js';
+import { ZodError, z } from 'zod';
+import { AppError, ERROR_CODES, type ErrorCode, isRetryable } from '../platform/errors.js';
 import { httpStatus, PROBLEM_CONTENT_TYPE, problemBody } from '../platform/problem.js';
 
-export {
-  JSON_CONTENT_TYPE,
-  PROBLEM_CONTENT_TYPE,
-  type Problem,
-  problemBody,
-  problemType,
-} from '../platform/problem.js';
-
 /** A JSON Pointer (RFC 6901) from a zod issue path. */
-export function jsonPointer(path: readonly PropertyKey[]): string {
+function jsonPointer(path: readonly PropertyKey[]): string {
   return path.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
 }
 
@@ -112,4 +105,54 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     .code(httpStatus(error.code))
     .type(PROBLEM_CONTENT_TYPE)
     .send(JSON.stringify(problemBody(error, request.url.split('?')[0] ?? request.url)));
+}
+
+/** The problem+json body, as the OpenAPI document describes it. */
+const ProblemSchema = z
+  .object({
+    type: z
+      .string()
+      .meta({ description: 'URI reference naming the problem type', example: '/problems/not_found' }),
+    title: z.string(),
+    status: z.int(),
+    detail: z.string(),
+    code: z.enum(ERROR_CODES),
+    instance: z.string().meta({ description: 'The request path' }),
+    errors: z
+      .array(
+        z.object({
+          path: z
+            .string()
+            .meta({ description: 'JSON Pointer into the request body', example: '/items/0/quantity' }),
+          message: z.string(),
+        }),
+      )
+      .optional()
+      .meta({ description: 'Each validation failure (validation_failed only)' }),
+  })
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details' });
+
+const DESCRIPTIONS: Record<number, string> = {
+  400: 'validation_failed: malformed JSON, schema violation, bad id or bad Idempotency-Key',
+  404: 'not_found: unknown order or route',
+  409: 'idempotency_key_in_use: a request with the same key is still in flight (see Retry-After)',
+  413: 'payload_too_large: body over 1 MiB',
+  415: 'unsupported_media_type: body not declared as application/json',
+  422: 'idempotency_key_reused: the key was used with a different request',
+  500: 'internal: unexpected failure (no internals are disclosed)',
+  503: 'unavailable: database unreachable, server overloaded or shutting down (see Retry-After)',
+  504: 'timeout: the request deadline (REQUEST_TIMEOUT_MS) passed',
+};
+
+/** Response entries for the given error statuses, all `application/problem+json`. */
+export function problemResponses(...statuses: number[]) {
+  return Object.fromEntries(
+    statuses.map((status) => [
+      status,
+      {
+        description: DESCRIPTIONS[status] ?? 'error',
+        content: { 'application/problem+json': { schema: ProblemSchema } },
+      },
+    ]),
+  );
 }

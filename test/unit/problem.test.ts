@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, isRetryable } from '../../src/platform/errors.js';
-import { httpStatus } from '../../src/platform/problem.js';
+import { httpStatus, problemBody } from '../../src/platform/problem.js';
 import { redactUrl } from '../../src/platform/redact.js';
-import { problemBody, toAppError } from '../../src/server/problem.js';
+import { toAppError } from '../../src/server/problem.js';
 
 describe('toAppError', () => {
   it('keeps AppErrors and hides internals of anything else behind 500', () => {

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { JSON_CONTENT_TYPE } from '../../platform/problem.js';
 import { notReady } from '../../platform/readiness.js';
 import type { AppDeps } from '../app.js';
-import { problemResponses } from '../openapi.js';
-import { JSON_CONTENT_TYPE, sendProblem, sendRaw } from '../problem.js';
+import { problemResponses, sendProblem, sendRaw } from '../problem.js';
 
 const Status = z.object({ status: z.string().meta({ example: 'ok' }) });
 

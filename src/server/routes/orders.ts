@@ -5,10 +5,10 @@ import { parseIdempotencyKey, requestFingerprint } from '../../orders/idempotenc
 import { Order, OrderIdParams, OrderInput } from '../../orders/schemas.js';
 import type { CreateOrderResult } from '../../orders/service.js';
 import { AppError } from '../../platform/errors.js';
+import { JSON_CONTENT_TYPE } from '../../platform/problem.js';
 import { currentTraceCarrier, disabledTelemetry } from '../../platform/telemetry.js';
 import type { AppDeps } from '../app.js';
-import { problemResponses } from '../openapi.js';
-import { JSON_CONTENT_TYPE, sendRaw } from '../problem.js';
+import { problemResponses, sendRaw } from '../problem.js';
 
 const IS_JSON = /^application\/json\s*(;|$)/i;
 

@@ -1,0 +1,69 @@
+/**
+ * The OpenAPI document, collected from the route schemas as routes register (so this plugin comes
+ * before them), plus what the schemas cannot express on their own: the response headers
+ * (X-Request-Id, Retry-After, Location, ...).
+ */
+import swagger from '@fastify/swagger';
+import fp from 'fastify-plugin';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+
+export const openApi = fp<{ idempotencyTtlHours: number }>(
+  async (app, { idempotencyTtlHours }) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Orders API',
+          version: '1.0.0',
+          description:
+            'Create and read orders. Errors are RFC 9457 problem+json with a stable `code`. ' +
+            `Idempotency-Key records are kept for ${idempotencyTtlHours} hours (IDEMPOTENCY_TTL_HOURS).`,
+        },
+        tags: [
+          { name: 'orders', description: 'Orders and their events' },
+          { name: 'operations', description: 'Health, readiness and metrics' },
+        ],
+      },
+      transform: jsonSchemaTransform,
+      transformObject: (doc) => addResponseHeaders(jsonSchemaTransformObject(doc)),
+    });
+  },
+  { name: 'openapi' },
+);
+
+type Doc = {
+  paths?: Record<string, Record<string, { responses?: Record<string, Record<string, unknown>> }>>;
+};
+
+const header = (description: string, schema: Record<string, unknown> = { type: 'string' }) => ({
+  description,
+  schema,
+});
+
+/** Adds the response headers every answer (or a given status) carries. */
+function addResponseHeaders<T>(document: T): T {
+  const doc = document as Doc;
+  for (const [path, methods] of Object.entries(doc.paths ?? {})) {
+    for (const [method, operation] of Object.entries(methods)) {
+      for (const [status, response] of Object.entries(operation.responses ?? {})) {
+        const headers: Record<string, unknown> = {
+          'X-Request-Id': header(
+            "The caller's X-Request-Id when it is 1–128 visible ASCII characters, else a new one",
+          ),
+        };
+        if (status === '409' || status === '503') {
+          headers['Retry-After'] = header('Seconds to wait before retrying', { type: 'integer', minimum: 0 });
+        }
+        if (path === '/orders' && method === 'post' && status === '201') {
+          headers.Location = header('Path of the created order: /orders/{id}');
+          headers['Idempotent-Replayed'] = header(
+            'Present with the value "true" when this response is a replay of an earlier request with the same Idempotency-Key',
+            { type: 'string', enum: ['true'] },
+          );
+        }
+        response.headers = { ...(response.headers as object | undefined), ...headers };
+      }
+    }
+  }
+  return document;
+}
