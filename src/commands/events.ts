@@ -10,7 +10,7 @@
  */
 import { loadConfig } from '../config.js';
 import { EVENT_STATUSES, type EventStatus } from '../messaging/events.js';
-import { type ListedEvent, listOutboxEvents, retryDeadEvents } from '../messaging/outbox.js';
+import { type ListedEvent, listOutboxEvents, retryDeadEvents } from '../messaging/outbox-admin.js';
 import { createLogger } from '../platform/logger.js';
 import { createResourceStack } from '../platform/shutdown.js';
 import { UsageError } from './report.js';

@@ -12,6 +12,7 @@ import { createDb } from '../platform/db.js';
 import { sleep, within } from '../platform/shutdown.js';
 import { buildApp, type Lifecycle } from '../server/app.js';
 import { trackConnections } from '../server/connections.js';
+import { workerOptionsFromConfig } from '../worker/options.js';
 import { createProcessRuntime, openServices, runToCompletion } from './runtime.js';
 
 /** An idle keep-alive connection is closed this long after its last response, once draining. */
@@ -26,7 +27,7 @@ export interface ServeFlags {
 }
 
 export async function run(flags: ServeFlags): Promise<number> {
-  const config = loadConfig(process.env, {
+  const config = loadConfig(undefined, {
     PORT: flags.port === undefined ? undefined : String(flags.port),
     HOST: flags.host,
     WORKER_ENABLED: flags.worker === false ? 'false' : undefined,
@@ -61,7 +62,7 @@ export async function run(flags: ServeFlags): Promise<number> {
           db: workerDb,
           logger,
           metrics,
-          config,
+          options: workerOptionsFromConfig(config),
           telemetry,
         })
       : undefined;

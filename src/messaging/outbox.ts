@@ -1,5 +1,7 @@
 /**
- * The outbox repository: every statement the worker and `orders events` run on outbox_events.
+ * The outbox repository: the worker's statements on outbox_events (claim, complete, fail,
+ * release, and the counts behind its gauges). What `orders events` runs is in outbox-admin.ts;
+ * the retention purge is in the worker's housekeeping.
  *
  * Claiming is by status, never by "id greater than the last one seen": a transaction that
  * commits late with an older id would be skipped forever by a cursor, while a status scan finds
@@ -264,57 +266,6 @@ export async function releaseEvents(
   return result.rowCount ?? 0;
 }
 
-/**
- * Deletes up to `limit` processed events older than the retention, with their notifications,
- * in one statement (small batches keep locks and WAL bursts short). Returns how many events.
- */
-export async function purgeProcessedEvents(
-  db: Queryable,
-  options: { retentionMs: number; limit: number },
-  queryOptions?: QueryOptions,
-): Promise<number> {
-  const result = await db.query<{ n: number }>(
-    {
-      name: 'outbox.purge_processed',
-      text: `
-WITH doomed AS (
-  SELECT ctid FROM outbox_events
-  WHERE status = 'processed' AND processed_at < now() - make_interval(secs => $1::double precision)
-  LIMIT $2
-  FOR UPDATE SKIP LOCKED
-), gone AS (
-  DELETE FROM outbox_events WHERE ctid IN (SELECT ctid FROM doomed) RETURNING id
-), notes AS (
-  DELETE FROM notifications WHERE event_id IN (SELECT id FROM gone)
-)
-SELECT count(*)::int AS n FROM gone`,
-    },
-    [options.retentionMs / 1000, options.limit],
-    queryOptions,
-  );
-  return result.rows[0]?.n ?? 0;
-}
-
-/** Deletes up to `limit` expired Idempotency-Key records. Returns how many. */
-export async function purgeExpiredIdempotencyKeys(
-  db: Queryable,
-  options: { limit: number },
-  queryOptions?: QueryOptions,
-): Promise<number> {
-  const result = await db.query(
-    {
-      name: 'outbox.purge_idempotency_keys',
-      text: `
-DELETE FROM idempotency_keys WHERE ctid IN (
-  SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED
-)`,
-    },
-    [options.limit],
-    queryOptions,
-  );
-  return result.rowCount ?? 0;
-}
-
 export interface OutboxStats {
   pending: number;
   processing: number;
@@ -350,105 +301,4 @@ SELECT (SELECT count(*) FROM outbox_events WHERE status = 'pending') AS pending,
     dead: row?.dead ?? 0,
     oldestPendingAgeSeconds: Math.max(0, row?.oldest_pending_age_seconds ?? 0),
   };
-}
-
-export interface ListedEvent {
-  id: string;
-  orderId: string;
-  type: string;
-  status: EventStatus;
-  attempts: number;
-  createdAt: string;
-  processedAt: string | null;
-  lastError: string | null;
-}
-
-/** The newest events first, optionally of one status: what `orders events list` shows. */
-export async function listOutboxEvents(
-  db: Queryable,
-  options: { status?: EventStatus | undefined; limit: number },
-  queryOptions?: QueryOptions,
-): Promise<ListedEvent[]> {
-  const result = await db.query<{
-    id: string;
-    aggregate_id: string;
-    type: string;
-    status: EventStatus;
-    attempts: number;
-    created_at: Date;
-    processed_at: Date | null;
-    last_error: string | null;
-  }>(
-    `SELECT id, aggregate_id, type, status, attempts, created_at, processed_at, last_error
-     FROM outbox_events WHERE ($1::text IS NULL OR status = $1)
-     ORDER BY created_at DESC, id DESC LIMIT $2`,
-    [options.status ?? null, options.limit],
-    queryOptions,
-  );
-  return result.rows.map((r) => ({
-    id: r.id,
-    orderId: r.aggregate_id,
-    type: r.type,
-    status: r.status,
-    attempts: r.attempts,
-    createdAt: r.created_at.toISOString(),
-    processedAt: r.processed_at ? r.processed_at.toISOString() : null,
-    lastError: r.last_error,
-  }));
-}
-
-export interface RetryResult {
-  /** Ids put back to pending. */
-  retried: string[];
-  /** Requested ids that exist but are not dead-lettered, with their status (left unchanged). */
-  notDead: { id: string; status: EventStatus }[];
-  /** Requested ids that do not exist. */
-  notFound: string[];
-}
-
-/**
- * Puts dead-lettered events back to pending, due now, with attempts reset to 0. `last_error` is
- * kept: it is the operator's record of why the event died, and the next failure overwrites it.
- * Only dead events are touched, so running the same retry twice changes nothing the second time.
- */
-export async function retryDeadEvents(
-  db: Queryable,
-  target: { ids: readonly string[] } | { allDead: true },
-  queryOptions?: QueryOptions,
-): Promise<RetryResult> {
-  if ('allDead' in target) {
-    const result = await db.query<{ id: string }>(
-      `UPDATE outbox_events
-       SET status = 'pending', attempts = 0, available_at = now(), locked_by = NULL, locked_until = NULL
-       WHERE status = 'dead' RETURNING id`,
-      undefined,
-      queryOptions,
-    );
-    return { retried: result.rows.map((r) => r.id), notDead: [], notFound: [] };
-  }
-  const ids = [...new Set(target.ids.map((id) => id.toLowerCase()))];
-  const result = await db.query<{ id: string; status: EventStatus; retried: boolean }>(
-    `WITH requested AS (
-       SELECT DISTINCT unnest($1::uuid[]) AS id
-     ), retried AS (
-       UPDATE outbox_events e
-       SET status = 'pending', attempts = 0, available_at = now(), locked_by = NULL, locked_until = NULL
-       FROM requested r
-       WHERE e.id = r.id AND e.status = 'dead'
-       RETURNING e.id
-     )
-     SELECT r.id, e.status, (t.id IS NOT NULL) AS retried
-     FROM requested r
-     LEFT JOIN outbox_events e ON e.id = r.id
-     LEFT JOIN retried t ON t.id = r.id`,
-    [ids],
-    queryOptions,
-  );
-  const out: RetryResult = { retried: [], notDead: [], notFound: [] };
-  for (const row of result.rows) {
-    if (row.retried) out.retried.push(row.id);
-    else if (row.status === null) out.notFound.push(row.id);
-    else out.notDead.push({ id: row.id, status: row.status });
-  }
-  return out;
 }

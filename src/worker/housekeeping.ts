@@ -4,10 +4,10 @@
  * batches (`LIMIT` + `SKIP LOCKED`), so each statement holds its locks briefly and replicas doing
  * the same work at the same time do not queue behind each other. Dead events are never purged:
  * they wait for an operator (`orders events retry`).
+ *
+ * The two delete statements live here, with their only caller and the retention they apply.
  */
-
-import { purgeExpiredIdempotencyKeys, purgeProcessedEvents } from '../messaging/outbox.js';
-import type { Db } from '../platform/db.js';
+import type { Db, Queryable, QueryOptions } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { sleep } from '../platform/shutdown.js';
 
@@ -107,3 +107,54 @@ export function createHousekeeper(options: HousekeepingOptions) {
 }
 
 export type Housekeeper = ReturnType<typeof createHousekeeper>;
+
+/**
+ * Deletes up to `limit` processed events older than the retention, with their notifications,
+ * in one statement (small batches keep locks and WAL bursts short). Returns how many events.
+ */
+async function purgeProcessedEvents(
+  db: Queryable,
+  options: { retentionMs: number; limit: number },
+  queryOptions?: QueryOptions,
+): Promise<number> {
+  const result = await db.query<{ n: number }>(
+    {
+      name: 'outbox.purge_processed',
+      text: `
+WITH doomed AS (
+  SELECT ctid FROM outbox_events
+  WHERE status = 'processed' AND processed_at < now() - make_interval(secs => $1::double precision)
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM outbox_events WHERE ctid IN (SELECT ctid FROM doomed) RETURNING id
+), notes AS (
+  DELETE FROM notifications WHERE event_id IN (SELECT id FROM gone)
+)
+SELECT count(*)::int AS n FROM gone`,
+    },
+    [options.retentionMs / 1000, options.limit],
+    queryOptions,
+  );
+  return result.rows[0]?.n ?? 0;
+}
+
+/** Deletes up to `limit` expired Idempotency-Key records. Returns how many. */
+async function purgeExpiredIdempotencyKeys(
+  db: Queryable,
+  options: { limit: number },
+  queryOptions?: QueryOptions,
+): Promise<number> {
+  const result = await db.query(
+    {
+      name: 'idempotency.purge_expired',
+      text: `
+DELETE FROM idempotency_keys WHERE ctid IN (
+  SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED
+)`,
+    },
+    [options.limit],
+    queryOptions,
+  );
+  return result.rowCount ?? 0;
+}

@@ -4,7 +4,7 @@ import type { Db } from '../../src/platform/db.js';
 import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
 import type { Telemetry } from '../../src/platform/telemetry.js';
-import { createWorker, type Worker } from '../../src/worker/index.js';
+import { createWorker, type Worker, workerOptionsFromConfig } from '../../src/worker/index.js';
 import { testLogger } from './db.js';
 
 export function createFastTestWorker(db: Db, telemetry: Telemetry): Worker {
@@ -12,10 +12,13 @@ export function createFastTestWorker(db: Db, telemetry: Telemetry): Worker {
     db,
     logger: testLogger,
     metrics: createMetrics({ defaultMetrics: false }),
-    config: loadConfig({}),
     telemetry,
     publisher: null,
-    options: { pollIntervalMs: 20, maxIdlePollIntervalMs: 20, housekeepingIntervalMs: 0 },
+    options: workerOptionsFromConfig(loadConfig({}), {
+      pollIntervalMs: 20,
+      maxIdlePollIntervalMs: 20,
+      housekeepingIntervalMs: 0,
+    }),
   });
 }
 

@@ -11,7 +11,7 @@ import type { OutboxEvent } from '../../src/messaging/outbox.js';
 import { TransientError } from '../../src/platform/failures.js';
 import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
-import { createWorker, type Worker } from '../../src/worker/index.js';
+import { createWorker, type Worker, workerOptionsFromConfig } from '../../src/worker/index.js';
 import type { Notifier } from '../../src/worker/notifier.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
 
@@ -103,14 +103,11 @@ describe.skipIf(!NATS_URL)(`NATS JetStream publishing (${NEEDS_NATS})`, () => {
       db: tdb.db,
       logger: testLogger,
       metrics: createMetrics({ defaultMetrics: false }),
-      config: loadConfig({ NATS_URL: NATS_URL!, WORKER_BACKOFF_BASE_MS: '5', WORKER_BACKOFF_MAX_MS: '10' }),
       notifier,
-      options: {
-        natsStream: stream,
-        natsSubjectPrefix: prefix,
-        pollIntervalMs: 50,
-        housekeepingIntervalMs: 0,
-      },
+      options: workerOptionsFromConfig(
+        loadConfig({ NATS_URL: NATS_URL!, WORKER_BACKOFF_BASE_MS: '5', WORKER_BACKOFF_MAX_MS: '10' }),
+        { natsStream: stream, natsSubjectPrefix: prefix, pollIntervalMs: 50, housekeepingIntervalMs: 0 },
+      ),
     });
     await worker.start();
     try {

@@ -6,7 +6,7 @@ import { sleep } from '../../src/platform/shutdown.js';
 import { startTelemetry, type Telemetry } from '../../src/platform/telemetry.js';
 import { buildTestApp, validOrder } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
-import { createFastTestWorker } from '../helpers/worker.js';
+import { createFastTestWorker, waitForEventStatus } from '../helpers/worker.js';
 
 let tdb: TestDatabase;
 let app: FastifyInstance;
@@ -90,11 +90,17 @@ describe('tracing', () => {
       expect(names).toContain('POST /orders');
       expect(names.some((n) => n.startsWith('pg '))).toBe(true);
       expect(names).toContain('OrderCreated process');
-      const events = await tdb.db.query<{ status: string }>(
+      // The span ends before the batched outcome write lands: wait for it, then assert.
+      const events = await tdb.db.query<{ id: string }>(
+        'SELECT id FROM outbox_events WHERE aggregate_id = $1',
+        [order.id],
+      );
+      await waitForEventStatus(tdb.db, events.rows[0]!.id, 'processed');
+      const after = await tdb.db.query<{ status: string }>(
         'SELECT status FROM outbox_events WHERE aggregate_id = $1',
         [order.id],
       );
-      expect(events.rows[0]?.status).toBe('processed');
+      expect(after.rows[0]?.status).toBe('processed');
     } finally {
       await worker.stop({ timeoutMs: 1_000 });
     }

@@ -8,9 +8,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProbeServer } from '../../src/commands/worker.js';
 import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
+import { createProbeServer } from '../../src/worker/probe-server.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -6,7 +6,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { retryDeadEvents } from '../../src/messaging/outbox.js';
+import { retryDeadEvents } from '../../src/messaging/outbox-admin.js';
 import { createOrdersService } from '../../src/orders/service.js';
 import { createDb, type Db } from '../../src/platform/db.js';
 import { TransientError } from '../../src/platform/failures.js';
@@ -14,7 +14,13 @@ import { createLogger, type Logger } from '../../src/platform/logger.js';
 import { createMetrics, type Metrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
 import { createHousekeeper } from '../../src/worker/housekeeping.js';
-import { createWorker, type Worker, type WorkerDeps, type WorkerOptions } from '../../src/worker/index.js';
+import {
+  createWorker,
+  type Worker,
+  type WorkerDeps,
+  type WorkerOptions,
+  workerOptionsFromConfig,
+} from '../../src/worker/index.js';
 import type { Notifier } from '../../src/worker/notifier.js';
 import { createTestDatabase, NEEDS_SERVER, serverUrl, type TestDatabase, testLogger } from '../helpers/db.js';
 
@@ -73,15 +79,14 @@ function startWorker(
     db: tdb.db,
     logger,
     metrics,
-    config: testConfig(env),
     publisher: null,
     ...overrides,
-    options: {
+    options: workerOptionsFromConfig(testConfig(env), {
       housekeepingIntervalMs: 0,
       pollIntervalMs: 100,
       maxIdlePollIntervalMs: 200,
       ...overrides.options,
-    },
+    }),
   });
   workers.push(worker);
   void worker.start();

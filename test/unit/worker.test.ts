@@ -3,13 +3,13 @@
  * claim rounds, stop() is idempotent and leaves nothing running, options are checked.
  */
 import type pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import type { Db } from '../../src/platform/db.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
-import { createWorker, resolveWorkerOptions } from '../../src/worker/index.js';
+import { createWorker, workerOptionsFromConfig } from '../../src/worker/index.js';
 
 const logger = createLogger('silent');
 
@@ -43,9 +43,13 @@ function worker(db: Db, options = {}) {
     db,
     logger,
     metrics: createMetrics({ defaultMetrics: false }),
-    config: loadConfig({}),
     publisher: null,
-    options: { housekeepingIntervalMs: 0, pollIntervalMs: 60_000, maxIdlePollIntervalMs: 60_000, ...options },
+    options: workerOptionsFromConfig(loadConfig({}), {
+      housekeepingIntervalMs: 0,
+      pollIntervalMs: 60_000,
+      maxIdlePollIntervalMs: 60_000,
+      ...options,
+    }),
   });
 }
 
@@ -119,13 +123,105 @@ describe('worker scheduling', () => {
     // 500 ms at a 20 ms poll would be 25 rounds without backoff; wake-ups do not bypass it.
     expect(claims).toBeLessThan(12);
   });
+
+  it('ends a claim backoff on its timer, even when the wall clock steps back meanwhile', async () => {
+    const stub = stubDb();
+    let failures = 0;
+    const flaky = {
+      ...stub.db,
+      query: async (text: string | pg.QueryConfig, values?: readonly unknown[]) => {
+        if (failures++ === 0) {
+          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+        }
+        return stub.db.query(text, values);
+      },
+    } as unknown as Db;
+    const w = worker(flaky, { pollIntervalMs: 20, maxIdlePollIntervalMs: 20 });
+    await w.start();
+    await sleep(5); // the first claim failed: backing off for one poll interval
+    const realNow = Date.now.bind(Date);
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => realNow() - 60_000); // NTP step
+    try {
+      await sleep(200);
+    } finally {
+      clock.mockRestore();
+      await w.stop({ timeoutMs: 200 });
+    }
+    expect(stub.claims().length).toBeGreaterThan(2);
+  });
+});
+
+describe('worker handlers', () => {
+  it('an event type named like an Object.prototype property has no handler: dead-lettered', async () => {
+    const eventId = '00000000-0000-4000-8000-000000000001';
+    const stub = stubDb();
+    const failed: unknown[][] = [];
+    let claimed = false;
+    const db = {
+      ...stub.db,
+      query: async (text: string | pg.QueryConfig, values?: readonly unknown[]) => {
+        const name = typeof text === 'string' ? text : text.name;
+        if (name === 'outbox.claim' && !claimed) {
+          claimed = true;
+          const event = {
+            id: eventId,
+            type: 'constructor',
+            aggregate_type: 'order',
+            aggregate_id: eventId,
+            payload: {},
+            trace_context: null,
+            attempts: 1,
+            created_at: new Date(),
+            next_due_in_ms: null,
+          };
+          return { rows: [event, { id: null, next_due_in_ms: null }], rowCount: 2 };
+        }
+        if (name === 'outbox.fail') {
+          failed.push([...(values ?? [])]);
+          return { rows: [{ id: eventId, type: 'constructor', status: 'dead' }], rowCount: 1 };
+        }
+        return stub.db.query(text, values);
+      },
+    } as unknown as Db;
+    const w = worker(db, { pollIntervalMs: 20, maxIdlePollIntervalMs: 20 });
+    await w.start();
+    for (let waited = 0; failed.length === 0 && waited < 2_000; waited += 10) await sleep(10);
+    await w.stop({ timeoutMs: 200 });
+    expect(failed).toHaveLength(1);
+    expect(failed[0]![2]).toEqual([true]); // dead at once: a permanent failure
+    expect(failed[0]![4]).toEqual([expect.stringContaining('no handler for event type "constructor"')]);
+  });
 });
 
 describe('worker options', () => {
   it('requires the handler timeout to fit in the lease', () => {
-    expect(() => resolveWorkerOptions({ leaseMs: 1_000, handlerTimeoutMs: 1_000 })).toThrow(/below leaseMs/);
-    expect(resolveWorkerOptions({ leaseMs: 1_000 }).handlerTimeoutMs).toBe(500);
-    expect(resolveWorkerOptions().leaseMs).toBe(60_000);
-    expect(resolveWorkerOptions().handlerTimeoutMs).toBe(30_000);
+    const config = loadConfig({});
+    expect(() => workerOptionsFromConfig(config, { leaseMs: 1_000, handlerTimeoutMs: 1_000 })).toThrow(
+      /below leaseMs/,
+    );
+    expect(workerOptionsFromConfig(config, { leaseMs: 1_000 }).handlerTimeoutMs).toBe(500);
+    expect(workerOptionsFromConfig(config).leaseMs).toBe(60_000);
+    expect(workerOptionsFromConfig(config).handlerTimeoutMs).toBe(30_000);
+  });
+
+  it("takes the worker's settings from the configuration; overrides win", () => {
+    const config = loadConfig({
+      WORKER_CONCURRENCY: '7',
+      WORKER_BATCH_SIZE: '9',
+      WORKER_MAX_ATTEMPTS: '3',
+      WORKER_BACKOFF_BASE_MS: '5',
+      WORKER_BACKOFF_MAX_MS: '50',
+      NOTIFY_FAILURE_RATE: '0.25',
+      NATS_URL: 'nats://nats.example:4222',
+    });
+    expect(workerOptionsFromConfig(config)).toMatchObject({
+      concurrency: 7,
+      batchSize: 9,
+      maxAttempts: 3,
+      backoff: { baseMs: 5, maxMs: 50 },
+      notifyFailureRate: 0.25,
+      natsUrl: 'nats://nats.example:4222',
+    });
+    expect(workerOptionsFromConfig(config, { concurrency: 1 }).concurrency).toBe(1);
   });
 });
