@@ -3,6 +3,7 @@
  * so `orders healthcheck` (a probe that runs every few seconds in every pod) loads no server code.
  * Exit codes: 0 success, 1 failure at run time, 2 bad usage or bad configuration.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 export const EXIT_RUNTIME = 1;
@@ -32,10 +33,19 @@ async function execute(
   }
 }
 
+/**
+ * This build's version: package.json ships beside dist/, in the npm package and in the image.
+ * (npm_package_version is set only under npm, and then names the project npm was run in.)
+ */
+function packageVersion(): string {
+  const manifest = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(manifest) as { version: string }).version;
+}
+
 export function buildProgram(): Command {
   const program = new Command('orders')
     .description('Orders microservice and its ops toolkit')
-    .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
+    .version(packageVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureHelp({ sortSubcommands: false });

@@ -1,9 +1,14 @@
 /**
- * The one reader of process.env. Every variable of the contract is parsed here, once, with zod;
- * every invalid variable is reported at the same time so an operator fixes them in one go.
+ * The one reader of the app's environment. Every variable of the contract is parsed here, once,
+ * with zod; every invalid variable is reported at the same time so an operator fixes them in one
+ * go. The few settings read where start-up time matters (the healthcheck's port, ORDERS_DEBUG)
+ * live in the zod-free config-light.ts and are re-exported here.
  */
 import { z } from 'zod';
+import { DEFAULT_PORT } from './config-light.js';
 import { redactUrl } from './platform/redact.js';
+
+export { readDebug, readProbePort } from './config-light.js';
 
 const bool = z
   .string()
@@ -38,7 +43,7 @@ export const EnvSchema = z.object({
   DATABASE_URL: postgresUrl.optional(),
   MIGRATE_DATABASE_URL: postgresUrl.optional(),
   ORDERS_DATA_DIR: z.string().trim().min(1).default('./.orders'),
-  PORT: int(0, 65535).default(8080),
+  PORT: int(0, 65535).default(DEFAULT_PORT),
   HOST: z.string().trim().min(1).default('0.0.0.0'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   DB_POOL_MAX: int(1, 1000).default(10),
@@ -99,8 +104,9 @@ function describeValue(name: string, value: unknown): string {
 }
 
 /**
- * Parses the environment. Empty strings count as unset, the way shells and compose files
- * usually mean them. Flags override env: pass them in `overrides`, already named as variables.
+ * Parses the environment (this process's unless `env` is given). Empty strings count as unset,
+ * the way shells and compose files usually mean them. Flags override env: pass them in
+ * `overrides`, already named as variables.
  */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,

@@ -1,10 +1,12 @@
 /**
- * `orders healthcheck`: GET /readyz with a deadline; exit 0 on 200, 1 otherwise. It imports
- * node:http and nothing else, so a probe costs about as much as a bare `node -e`.
+ * `orders healthcheck`: GET /readyz with a deadline; exit 0 on 200, 1 otherwise. Besides node:http
+ * it imports only the zod-free config-light.ts and report.ts: no zod, no server code, so a probe
+ * costs little more than a bare `node -e`.
  */
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { parseArgs } from 'node:util';
+import { readProbePort } from '../config-light.js';
 import { UsageError } from './report.js';
 
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -41,8 +43,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export async function run(options: { url?: string | undefined; timeout: number }): Promise<number> {
-  const port = process.env.PORT || '8080';
-  const target = options.url ?? `http://127.0.0.1:${port}/readyz`;
+  const target = options.url ?? `http://127.0.0.1:${readProbePort()}/readyz`;
   let url: URL;
   try {
     url = new URL(target);

@@ -12,7 +12,7 @@ import { UsageError } from './report.js';
 export async function run(options: { image?: string; namespace?: string; out?: string }): Promise<number> {
   let config: ReturnType<typeof loadK8sConfig>;
   try {
-    config = loadK8sConfig(process.env, { image: options.image, namespace: options.namespace });
+    config = loadK8sConfig(undefined, { image: options.image, namespace: options.namespace });
   } catch (error) {
     if (error instanceof ConfigError) throw new UsageError(error.message);
     throw error;

@@ -1,3 +1,4 @@
+import { readDebug } from '../config-light.js';
 import { redactText } from '../platform/redact.js';
 
 export { UsageError } from '../platform/errors.js';
@@ -12,6 +13,6 @@ export function reportError(error: unknown): number {
   const code = (err as { code?: unknown }).code;
   const suffix = typeof code === 'string' ? ` (${code})` : '';
   process.stderr.write(`orders: ${redactText(err.message || err.name)}${suffix}\n`);
-  if (process.env.ORDERS_DEBUG) process.stderr.write(`${redactText(err.stack ?? '')}\n`);
+  if (readDebug()) process.stderr.write(`${redactText(err.stack ?? '')}\n`);
   return 1;
 }

@@ -9,7 +9,7 @@ import { UsageError } from '../platform/errors.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { isSchemaCurrent } from '../platform/migrations.js';
-import { createResourceStack, type ResourceStack, waitForShutdownSignal } from '../platform/shutdown.js';
+import { createResourceStack, type ResourceStack } from '../platform/shutdown.js';
 import { startTelemetry, type Telemetry } from '../platform/telemetry.js';
 
 export interface OpenedDatabase {
@@ -71,11 +71,29 @@ export interface ProcessRuntime {
 export function createProcessRuntime(config: Config): ProcessRuntime {
   const logger = createLogger(config.LOG_LEVEL);
   const resources = createResourceStack(logger);
-  const shutdownSignal = waitForShutdownSignal(logger, () => {
-    logger.flush();
-    process.exit(1);
+  return { logger, resources, shutdownSignal: waitForShutdownSignal(logger) };
+}
+
+/**
+ * Resolves with the first SIGTERM or SIGINT. A second signal while the first is being handled
+ * exits the process at once (code 1): the operator asked twice.
+ */
+function waitForShutdownSignal(logger: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const handler = (signal: NodeJS.Signals) => {
+      if (received) {
+        logger.warn({ signal }, 'second signal: exiting immediately');
+        logger.flush();
+        process.exit(1);
+      }
+      received = true;
+      logger.info({ signal }, 'shutdown signal received: draining');
+      resolve(signal);
+    };
+    process.on('SIGTERM', handler);
+    process.on('SIGINT', handler);
   });
-  return { logger, resources, shutdownSignal };
 }
 
 export interface Services extends OpenedDatabase {

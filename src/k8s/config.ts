@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { ConfigError, EnvSchema } from '../config.js';
+import { IMAGE_EXAMPLES, type ImageReference, imageVersionLabel, parseImageReference } from './image.js';
 
 /** The app variables carried into the ConfigMap when set (none of them may hold a credential). */
 export const CARRIED_APP_VARS = [
@@ -63,59 +64,6 @@ export interface K8sFlags {
   namespace?: string | undefined;
 }
 
-// --- image references --------------------------------------------------------------------------
-
-// The grammar of github.com/distribution/reference, which container runtimes use.
-const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
-const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?`;
-const REFERENCE = new RegExp(
-  `^(?<name>(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*)` +
-    `(?::(?<tag>[\\w][\\w.-]{0,127}))?(?:@(?<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-zA-Z]+))?$`,
-);
-const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
-const IMAGE_EXAMPLES =
-  'expected an image with a version tag or a digest, e.g. registry.example.com/orders:1.4.2 or registry.example.com/orders@sha256:<64 hex digits>';
-
-export type ImageReference =
-  | { ok: true; name: string; tag: string | undefined; digest: string | undefined }
-  | { ok: false; problem: string };
-
-/**
- * Parses an image reference and refuses what would not pin one build: no tag (Kubernetes would
- * pull `:latest`), `:latest` itself, or a malformed digest. `host:5000/orders` has a registry port,
- * not a tag.
- */
-export function parseImageReference(value: string): ImageReference {
-  const match = REFERENCE.exec(value);
-  if (!match?.groups || value.length > 512) {
-    return { ok: false, problem: `is not a valid image reference; ${IMAGE_EXAMPLES}` };
-  }
-  const { name = '', tag, digest } = match.groups;
-  if (name.length > 255) return { ok: false, problem: 'has a repository name over 255 characters' };
-  if (digest !== undefined && !SHA256_DIGEST.test(digest)) {
-    return { ok: false, problem: 'has a digest that is not sha256:<64 lowercase hex digits>' };
-  }
-  if (tag !== undefined && tag.toLowerCase() === 'latest') {
-    return { ok: false, problem: `uses the mutable tag "latest"; ${IMAGE_EXAMPLES}` };
-  }
-  if (tag === undefined && digest === undefined) {
-    return { ok: false, problem: `has no tag, so Kubernetes would pull "latest"; ${IMAGE_EXAMPLES}` };
-  }
-  return { ok: true, name, tag, digest };
-}
-
-/** A label value (<= 63 characters, alphanumeric at both ends) naming the image's version. */
-function versionLabel(ref: { tag: string | undefined; digest: string | undefined }): string {
-  const raw = ref.tag ?? `sha256-${(ref.digest ?? '').slice('sha256:'.length, 'sha256:'.length + 12)}`;
-  return raw
-    .replace(/[^A-Za-z0-9_.-]/g, '-')
-    .slice(0, 63)
-    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
-}
-
-// --- the K8S_* variables -----------------------------------------------------------------------
-
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -169,11 +117,14 @@ function quote(value: string): string {
 }
 
 /**
- * Reads render-k8s's configuration from `env` (pass `process.env`) and the command's flags,
- * which override their variables. Throws ConfigError (exit 2) naming every offending variable
- * or flag and what it expects.
+ * Reads render-k8s's configuration from `env` (this process's unless given) and the command's
+ * flags, which override their variables. Throws ConfigError (exit 2) naming every offending
+ * variable or flag and what it expects.
  */
-export function loadK8sConfig(env: Record<string, string | undefined>, flags: K8sFlags = {}): K8sConfig {
+export function loadK8sConfig(
+  env: Record<string, string | undefined> = process.env,
+  flags: K8sFlags = {},
+): K8sConfig {
   const issues: string[] = [];
   const sourceName: Partial<Record<K8sVar, string>> = {};
   const raw: Record<string, string> = {};
@@ -243,7 +194,7 @@ export function loadK8sConfig(env: Record<string, string | undefined>, flags: K8
   return {
     namespace: k8s.K8S_NAMESPACE,
     image: k8s.K8S_IMAGE,
-    imageVersion: versionLabel(image),
+    imageVersion: imageVersionLabel(image),
     minReplicas: k8s.K8S_MIN_REPLICAS,
     maxReplicas: k8s.K8S_MAX_REPLICAS,
     cpuTargetPercent: k8s.K8S_CPU_TARGET_PERCENT,

@@ -1,9 +1,17 @@
 /**
- * Idempotency-Key helpers (draft-ietf-httpapi-idempotency-key-header): header parsing and the
- * request fingerprint. The storage side lives with the order write, in the same statement.
+ * Idempotency-Key helpers (draft-ietf-httpapi-idempotency-key-header): header parsing, the
+ * request fingerprint and the stored response. The storage side lives with the order write, in
+ * the same statement (repository.ts).
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../platform/errors.js';
+
+/** The first response to a key: what a repeated request with that key gets back. */
+export interface StoredResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
 
 const KEY_CHARS = /^[\x21-\x7e]{1,255}$/;
 

@@ -1,8 +1,9 @@
 /**
- * The database layer: one pg pool per process, transactions pinned to one client, and
- * cancellation that reaches the server. An aborted AbortSignal sends PostgreSQL a CancelRequest
- * for the running statement (so the work stops on the server, not just in our promise) and the
- * client is then discarded rather than pooled, so a late cancel can never hit someone else's query.
+ * The database layer: a pg pool (a process may open several: `serve` gives its in-process worker
+ * a pool of its own) and cancellation that reaches the server. An aborted AbortSignal sends
+ * PostgreSQL a CancelRequest for the running statement (so the work stops on the server, not just
+ * in our promise) and the client is then discarded rather than pooled, so a late cancel can never
+ * hit someone else's query.
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -15,7 +16,7 @@ export interface QueryOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** Anything queries can run on: the pool, or the one client of a transaction. */
+/** Anything queries can run on: a pool, or (for a transaction) the one client it is pinned to. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string | pg.QueryConfig,
@@ -32,11 +33,8 @@ export interface PoolStats {
 }
 
 export interface Db extends Queryable {
-  /** Runs `fn` inside BEGIN/COMMIT on a single client; rolls back on any error. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: QueryOptions): Promise<T>;
   stats(): PoolStats;
   close(): Promise<void>;
-  readonly pool: pg.Pool;
 }
 
 export interface DbOptions {
@@ -51,7 +49,7 @@ export interface DbOptions {
    * this long means contention (e.g. an Idempotency-Key whose first request is still running).
    */
   lockTimeoutMillis?: number;
-  /** When tracing is on, every query and transaction gets a client span. */
+  /** When tracing is on, every query gets a client span. */
   telemetry?: Telemetry;
 }
 
@@ -130,38 +128,8 @@ export function createDb(options: DbOptions): Db {
   }
 
   const db: Db = {
-    pool,
     query(text, values, queryOptions) {
       return withClient(queryOptions?.signal, (client) => exec(client, text, values, queryOptions?.signal));
-    },
-    transaction(fn, txOptions) {
-      const signal = txOptions?.signal;
-      const run = () =>
-        withClient(signal, async (client) => {
-          const tx: Queryable = {
-            query: (text, values, queryOptions) => exec(client, text, values, queryOptions?.signal ?? signal),
-          };
-          await exec(client, 'BEGIN', undefined, signal);
-          try {
-            const result = await fn(tx);
-            await exec(client, 'COMMIT', undefined, signal);
-            return result;
-          } catch (error) {
-            // If the connection is broken or the signal fired, the client is discarded and the
-            // server rolls back when the session ends; otherwise roll back explicitly.
-            if (!signal?.aborted && !isBrokenConnection(error)) {
-              await client.query('ROLLBACK').catch(() => undefined);
-            }
-            throw error;
-          }
-        });
-      if (!telemetry?.enabled) return run();
-      return inSpan(
-        telemetry,
-        'pg transaction',
-        { kind: SpanKind.CLIENT, attributes: { 'db.system.name': 'postgresql' } },
-        run,
-      );
     },
     stats() {
       return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.max };

@@ -1,6 +1,7 @@
 /**
- * Process lifecycle: resources register how they are released, shutdown releases them in
- * reverse order exactly once, the first SIGTERM/SIGINT drains, the second exits at once.
+ * Shutting down: resources register how they are released and are released in reverse order
+ * exactly once; sleep and within bound the drain. Which signal starts it is the commands'
+ * business (commands/runtime.ts).
  */
 import type { Logger } from './logger.js';
 
@@ -34,28 +35,6 @@ export function createResourceStack(logger: Logger) {
 }
 
 export type ResourceStack = ReturnType<typeof createResourceStack>;
-
-/**
- * Resolves with the first SIGTERM or SIGINT. A second signal while the first is being handled
- * calls `onForce` (which should exit the process immediately).
- */
-export function waitForShutdownSignal(logger: Logger, onForce: (signal: NodeJS.Signals) => void) {
-  return new Promise<NodeJS.Signals>((resolve) => {
-    let received = false;
-    const handler = (signal: NodeJS.Signals) => {
-      if (received) {
-        logger.warn({ signal }, 'second signal: exiting immediately');
-        onForce(signal);
-        return;
-      }
-      received = true;
-      logger.info({ signal }, 'shutdown signal received: draining');
-      resolve(signal);
-    };
-    process.on('SIGTERM', handler);
-    process.on('SIGINT', handler);
-  });
-}
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

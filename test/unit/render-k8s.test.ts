@@ -24,7 +24,8 @@ import { parseAllDocuments } from 'yaml';
 import { run } from '../../src/commands/render-k8s.js';
 import { UsageError } from '../../src/commands/report.js';
 import { ConfigError } from '../../src/config.js';
-import { loadK8sConfig, parseImageReference } from '../../src/k8s/config.js';
+import { loadK8sConfig } from '../../src/k8s/config.js';
+import { parseImageReference } from '../../src/k8s/image.js';
 import { type Manifest, renderManifests, toYaml } from '../../src/k8s/render.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

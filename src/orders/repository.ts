@@ -1,0 +1,204 @@
+/**
+ * The orders tables: every SQL statement of the orders domain and the mapping of its rows. Each
+ * function takes the Queryable to run on, so a caller may pass the pool or a transaction.
+ *
+ * Creating an order is ONE statement: the idempotency record, the order, its items and the
+ * OrderCreated outbox event are inserted by data-modifying CTEs, so they commit or vanish
+ * together in a single round trip. A concurrent request with the same key blocks on the key's
+ * unique index entry until the first commits, then replays its stored response.
+ */
+import { ORDER_CREATED, type OrderEvent } from '../messaging/events.js';
+import type { Queryable, QueryOptions } from '../platform/db.js';
+import type { StoredResponse } from './idempotency.js';
+import type { Order } from './schemas.js';
+
+const CREATE_ORDER_SQL = `
+WITH key AS (
+  INSERT INTO idempotency_keys AS k
+    (scope, key, fingerprint, status_code, response_headers, response_body, created_at, expires_at)
+  SELECT $1::text, $2::text, $3::text, 201, $4::jsonb, $5::text, $6::timestamptz,
+         $6::timestamptz + make_interval(secs => $7::double precision)
+  WHERE $2::text IS NOT NULL
+  ON CONFLICT (scope, key) DO UPDATE
+    SET fingerprint = EXCLUDED.fingerprint, status_code = EXCLUDED.status_code,
+        response_headers = EXCLUDED.response_headers, response_body = EXCLUDED.response_body,
+        created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    WHERE k.expires_at <= now()
+  RETURNING 1
+), ord AS (
+  INSERT INTO orders (id, customer_id, currency, total, created_at)
+  SELECT $8::uuid, $9::text, $10::text, $11::bigint, $6::timestamptz
+  WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM key)
+  RETURNING id
+), items AS (
+  INSERT INTO order_items (order_id, line_no, sku, quantity, unit_price)
+  SELECT ord.id, (i.n - 1)::smallint, i.sku, i.quantity, i.unit_price
+  FROM ord, unnest($12::text[], $13::int[], $14::bigint[]) WITH ORDINALITY AS i (sku, quantity, unit_price, n)
+), evt AS (
+  INSERT INTO outbox_events (id, aggregate_type, aggregate_id, type, payload, trace_context, created_at, available_at)
+  SELECT $15::uuid, 'order', ord.id, '${ORDER_CREATED}', $5::text::jsonb, $16::jsonb, $6::timestamptz, $6::timestamptz
+  FROM ord
+)
+SELECT EXISTS (SELECT 1 FROM ord) AS created`;
+
+const FIND_KEY_SQL = `
+SELECT fingerprint, status_code, response_headers, response_body
+FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at > now()`;
+
+const GET_ORDER_SQL = `
+SELECT o.id, o.customer_id, o.status, o.currency, o.total, o.created_at,
+       (SELECT json_agg(json_build_array(i.sku, i.quantity, i.unit_price) ORDER BY i.line_no)
+        FROM order_items i WHERE i.order_id = o.id) AS items
+FROM orders o WHERE o.id = $1`;
+
+const LIST_EVENTS_SQL = `
+SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1) AS order_exists,
+       COALESCE((SELECT json_agg(json_build_object(
+           'id', e.id, 'type', e.type, 'status', e.status, 'attempts', e.attempts,
+           'createdAt', e.created_at, 'processedAt', e.processed_at) ORDER BY e.created_at, e.id)
+         FROM outbox_events e WHERE e.aggregate_id = $1), '[]'::json) AS events`;
+
+/** lock_not_available: lock_timeout ran out waiting for a row or index entry. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+export interface IdempotencyKeyRef {
+  /** Whose key it is; keys of different scopes never meet. */
+  scope: string;
+  key: string;
+}
+
+/** Everything the order write stores, in one statement. */
+export interface OrderWrite {
+  order: Order;
+  /** The 201 response: stored with the idempotency key, and its body is the event's payload. */
+  response: StoredResponse;
+  eventId: string;
+  /** Without one, no idempotency record is written. */
+  idempotency: (IdempotencyKeyRef & { fingerprint: string }) | undefined;
+  /** How long the idempotency record is replayed. */
+  idempotencyTtlSeconds: number;
+  /** W3C trace context the OrderCreated event carries to the worker. */
+  traceContext: Record<string, string> | undefined;
+}
+
+/**
+ * - `created`: everything was written and committed.
+ * - `key_taken`: an unexpired record holds the key (only with a key); nothing was written.
+ * - `key_locked`: the key's first request is still running and held it past lock_timeout.
+ */
+export type OrderWriteOutcome = 'created' | 'key_taken' | 'key_locked';
+
+export async function insertOrder(
+  db: Queryable,
+  write: OrderWrite,
+  options: QueryOptions = {},
+): Promise<OrderWriteOutcome> {
+  const { order, response, idempotency } = write;
+  const values = [
+    idempotency?.scope ?? '',
+    idempotency?.key ?? null,
+    idempotency?.fingerprint ?? null,
+    JSON.stringify(response.headers),
+    response.body,
+    order.createdAt,
+    write.idempotencyTtlSeconds,
+    order.id,
+    order.customerId,
+    order.currency,
+    order.total,
+    order.items.map((i) => i.sku),
+    order.items.map((i) => i.quantity),
+    order.items.map((i) => i.unitPrice),
+    write.eventId,
+    write.traceContext ? JSON.stringify(write.traceContext) : null,
+  ];
+  try {
+    const result = await db.query<{ created: boolean }>(
+      { name: 'orders.create', text: CREATE_ORDER_SQL },
+      values,
+      options,
+    );
+    return result.rows[0]?.created === true ? 'created' : 'key_taken';
+  } catch (error) {
+    if (idempotency && (error as { code?: string }).code === LOCK_NOT_AVAILABLE) return 'key_locked';
+    throw error;
+  }
+}
+
+/** The unexpired idempotency record of a key, if any. */
+export async function findIdempotencyRecord(
+  db: Queryable,
+  ref: IdempotencyKeyRef,
+  options: QueryOptions = {},
+): Promise<{ fingerprint: string; response: StoredResponse } | undefined> {
+  const result = await db.query<{
+    fingerprint: string;
+    status_code: number;
+    response_headers: Record<string, string>;
+    response_body: string;
+  }>({ name: 'orders.find_key', text: FIND_KEY_SQL }, [ref.scope, ref.key], options);
+  const row = result.rows[0];
+  if (!row) return undefined;
+  return {
+    fingerprint: row.fingerprint,
+    response: { statusCode: row.status_code, headers: row.response_headers, body: row.response_body },
+  };
+}
+
+export async function findOrder(
+  db: Queryable,
+  id: string,
+  options: QueryOptions = {},
+): Promise<Order | undefined> {
+  const result = await db.query<{
+    id: string;
+    customer_id: string;
+    status: Order['status'];
+    currency: string;
+    total: number;
+    created_at: Date;
+    items: [string, number, number][] | null;
+  }>({ name: 'orders.get', text: GET_ORDER_SQL }, [id], options);
+  const row = result.rows[0];
+  if (!row) return undefined;
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    status: row.status,
+    currency: row.currency,
+    items: (row.items ?? []).map(([sku, quantity, unitPrice]) => ({
+      sku,
+      quantity,
+      unitPrice: Number(unitPrice),
+    })),
+    total: row.total,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+/** An order's outbox events, oldest first; undefined when there is no such order. */
+export async function findOrderEvents(
+  db: Queryable,
+  orderId: string,
+  options: QueryOptions = {},
+): Promise<OrderEvent[] | undefined> {
+  const result = await db.query<{
+    order_exists: boolean;
+    events: (Omit<OrderEvent, 'createdAt' | 'processedAt'> & {
+      createdAt: string;
+      processedAt: string | null;
+    })[];
+  }>({ name: 'orders.list_events', text: LIST_EVENTS_SQL }, [orderId], options);
+  const row = result.rows[0];
+  if (!row?.order_exists) return undefined;
+  return row.events.map((e) => ({
+    ...e,
+    createdAt: toIso(e.createdAt),
+    processedAt: e.processedAt === null ? null : toIso(e.processedAt),
+  }));
+}
+
+/** PostgreSQL renders timestamptz in JSON with the session's offset; normalise to RFC 3339 UTC. */
+function toIso(value: string): string {
+  return new Date(value).toISOString();
+}
