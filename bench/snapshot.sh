@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds a private, immutable copy of a commit for benchmarking (the working tree changes under
 # concurrent edits and rebuilds): bench/snapshot.sh [COMMIT] [DIR] -> DIR with bin/ and dist/.
-# Then: node bench/run.mjs --app DIR ...   (node_modules is shared with this checkout via a symlink)
+# Then: npm run bench -- --app DIR ...   (node_modules is shared with this checkout via a symlink)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 commit=$(git -C "$root" rev-parse --short "${1:-HEAD}")

@@ -17,7 +17,7 @@ function lib.order_body(n)
     .. '{"sku":"SKU-1","quantity":2,"unitPrice":1999},{"sku":"SKU-2","quantity":1,"unitPrice":500}]}'
 end
 
--- Printed by done() in the main thread; bench/run.mjs parses the line that starts with WRK_RESULT.
+-- Printed by done() in the main thread; bench/lib/load.ts parses the line that starts with WRK_RESULT.
 function lib.report(summary, latency)
   local e = summary.errors
   io.write(string.format(

@@ -1,0 +1,117 @@
+/** The servers under load: ours (`orders serve`, also as variants) and a peer implementation. */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchOptions } from './options.js';
+import { type BenchProcess, freePort, startProcess, waitHttpOk } from './processes.js';
+
+/** A server the scenarios load; `proc` is absent for one the bench did not start (--target, --compare). */
+export interface Target {
+  name: string;
+  url: string;
+  proc?: BenchProcess;
+  /** Ours (Node): its main thread is the event loop the loop columns describe. */
+  node?: boolean;
+}
+
+/** Ours (or a variant of ours), started by the bench. */
+export interface OurServer extends Target {
+  proc: BenchProcess;
+  node: true;
+}
+
+/** Thrown when ours does not start because this build has no in-process worker. */
+export class WorkerUnavailableError extends Error {}
+
+interface OursSettings {
+  worker: boolean;
+  cpuProf?: string | undefined;
+  name?: string;
+  extraEnv?: Record<string, string>;
+  /** Another build than --app (a variant's @app). */
+  app?: string | undefined;
+}
+
+export async function startOurs(
+  options: BenchOptions,
+  dbUrl: string,
+  { worker, cpuProf, name = 'ours', extraEnv = {}, app }: OursSettings,
+): Promise<OurServer> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: dbUrl,
+    LOG_LEVEL: options.logLevel,
+    SHUTDOWN_TIMEOUT_MS: '10000',
+    NODE_ENV: 'production',
+  };
+  delete env.NODE_OPTIONS;
+  if (options.poolMax !== undefined) env.DB_POOL_MAX = options.poolMax;
+  Object.assign(env, extraEnv);
+  const nodeArgs = cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [];
+  const args = [...nodeArgs, 'bin/orders.js', 'serve', '--port', String(port), '--host', '127.0.0.1'];
+  if (!worker) args.push('--no-worker');
+  const proc = startProcess(process.execPath, args, {
+    env,
+    stdoutFile: options.logFile,
+    label: `orders serve ${name} (port ${port})`,
+    cwd: app ?? options.app,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  if (!(await waitHttpOk(`${url}/readyz`, proc))) {
+    await proc.stop();
+    if (cpuProf && existsSync(cpuProf)) {
+      // A start that failed still writes a profile at exit: keep only the server that ran.
+      for (const f of readdirSync(cpuProf)) if (f.includes(`.${proc.pid}.`)) rmSync(join(cpuProf, f));
+    }
+    const message = proc.stderr().trim() || '(no output)';
+    const reason = `orders serve did not become ready: ${message}`;
+    throw /worker is not implemented/i.test(message) ? new WorkerUnavailableError(reason) : new Error(reason);
+  }
+  return { name, url, proc, node: true };
+}
+
+/** Starts ours for the HTTP scenarios, with the worker when it can (returns whether it did). */
+export async function startOursForHttp(
+  options: BenchOptions,
+  dbUrl: string,
+): Promise<{ target: OurServer; worker: boolean }> {
+  if (options.worker !== 'off') {
+    try {
+      return {
+        target: await startOurs(options, dbUrl, { worker: true, cpuProf: options.cpuProf }),
+        worker: true,
+      };
+    } catch (error) {
+      if (options.worker === 'on' || !(error instanceof WorkerUnavailableError)) throw error;
+      console.error('bench: the in-process worker is unavailable; HTTP scenarios run with --no-worker');
+    }
+  }
+  return {
+    target: await startOurs(options, dbUrl, { worker: false, cpuProf: options.cpuProf }),
+    worker: false,
+  };
+}
+
+/** Starts --peer-cmd with the bench database, a free port and the servers' settings. */
+export async function startPeer(options: BenchOptions, dbUrl: string, peerCmd: string): Promise<Target> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: dbUrl,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+  };
+  env.LOG_LEVEL = options.logLevel;
+  if (options.poolMax !== undefined) env.DB_POOL_MAX = options.poolMax;
+  // exec: the shell becomes the server, so its pid (RSS, CPU) is the server's.
+  const proc = startProcess('sh', ['-c', `exec ${peerCmd}`], {
+    env,
+    label: `${options.peerName} (port ${port})`,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  if (!(await waitHttpOk(`${url}/readyz`, proc))) {
+    await proc.stop();
+    throw new Error(`${options.peerName} did not become ready: ${proc.stderr().trim() || '(no output)'}`);
+  }
+  return { name: options.peerName, url, proc };
+}
