@@ -77,6 +77,16 @@ export const EnvSchema = z.object({
     .optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url('expected an http(s):// URL').optional(),
   OTEL_SERVICE_NAME: z.string().trim().min(1).default('orders'),
+  AUTH_MODE: z.enum(['none', 'jwt'], 'expected none or jwt').optional(),
+  AUTH_ISSUER: z.string().trim().min(1).optional(),
+  AUTH_AUDIENCE: z.string().trim().min(1).optional(),
+  AUTH_JWKS_URL: z
+    .url({
+      protocol: /^(https?|file)$/,
+      error: 'expected an https:// (http:// for development) or file:/// URL of a JWKS',
+    })
+    .optional(),
+  AUTH_CLOCK_TOLERANCE_S: int(0, 3600).default(30),
 });
 
 export type Config = z.output<typeof EnvSchema>;
@@ -129,4 +139,37 @@ export function loadConfig(
   }
   if (issues.length > 0 || !parsed.success) throw new ConfigError(issues);
   return parsed.data;
+}
+
+/** How `serve` authenticates callers: nobody (development, or a gateway in front), or bearer JWTs. */
+export type AuthSettings =
+  | { mode: 'none' }
+  | { mode: 'jwt'; issuer: string; audience: string; jwksUrl: URL | undefined; clockToleranceS: number };
+
+/**
+ * AUTH_MODE defaults to jwt as soon as DATABASE_URL is set, so a service that holds real orders
+ * cannot come up open by accident; only the embedded development database defaults to none.
+ * With jwt, the issuer and audience are required (exit 2 naming them).
+ */
+export function resolveAuth(config: Config): AuthSettings {
+  const mode = config.AUTH_MODE ?? (config.DATABASE_URL ? 'jwt' : 'none');
+  if (mode === 'none') return { mode };
+  const missing = (['AUTH_ISSUER', 'AUTH_AUDIENCE'] as const).filter((name) => !config[name]);
+  if (missing.length > 0) {
+    const why = config.AUTH_MODE ? 'AUTH_MODE=jwt' : 'AUTH_MODE=jwt (the default once DATABASE_URL is set)';
+    throw new ConfigError(
+      missing.map(
+        (name) =>
+          `${name}: required with ${why}: the ${name === 'AUTH_ISSUER' ? "tokens' issuer (iss)" : 'audience (aud) tokens must name'}; ` +
+          'or set AUTH_MODE=none to run without authentication (behind a gateway that authenticates, or for development)',
+      ),
+    );
+  }
+  return {
+    mode,
+    issuer: config.AUTH_ISSUER!,
+    audience: config.AUTH_AUDIENCE!,
+    jwksUrl: config.AUTH_JWKS_URL ? new URL(config.AUTH_JWKS_URL) : undefined,
+    clockToleranceS: config.AUTH_CLOCK_TOLERANCE_S,
+  };
 }

@@ -12,8 +12,13 @@
  */
 export const ERROR_CODES = [
   'validation_failed',
+  'unauthenticated',
+  'forbidden',
   'not_found',
+  'request_timeout',
   'idempotency_key_in_use',
+  'invalid_transition',
+  'precondition_failed',
   'payload_too_large',
   'unsupported_media_type',
   'idempotency_key_reused',
