@@ -4,8 +4,8 @@
 -- with generated passwords kept in a secret store (docs/deploy.md).
 --
 --   orders_owner    LOGIN  owns the database and its schema: `orders migrate` (MIGRATE_DATABASE_URL)
---   orders_app      group  SELECT/INSERT/UPDATE/DELETE on the service's tables, granted by the
---                          migration 1764000000001_app_role; no DDL
+--   orders_app      group  exactly the DML the service's statements use, granted by the
+--                          migrations (1764000000001, 1764000000003); no DDL, no TRUNCATE
 --   orders_service  LOGIN  member of orders_app: `orders serve` and `orders worker` (DATABASE_URL)
 DO $$
 BEGIN
@@ -25,7 +25,7 @@ BEGIN
   -- public schema (pg_database_owner) and the only non-superuser that may create objects there.
   EXECUTE format('ALTER DATABASE %I OWNER TO orders_owner', current_database());
   EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
-  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO orders_app', current_database());
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO orders_app', current_database());
   -- PostgreSQL 14 and older let PUBLIC create in the public schema: not here.
   REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 END
