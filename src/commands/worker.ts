@@ -1,6 +1,7 @@
 /**
  * `orders worker`: the event worker alone (any number of replicas may run at once), with its own
- * `/healthz`, `/readyz` and `/metrics` on WORKER_PORT.
+ * `/healthz`, `/readyz` and `/metrics` on WORKER_PORT. `/readyz` also answers 503 while the claim
+ * loop is stalled (a claim hanging on a dead connection, or failing), so a stuck pod shows.
  *
  * Shutdown (first SIGTERM/SIGINT): /readyz turns 503, the worker stops claiming, finishes its
  * running events or releases them (bounded by SHUTDOWN_TIMEOUT_MS), the pool closes, exit 0.
@@ -25,17 +26,18 @@ export async function run(): Promise<number> {
       applicationName: 'orders-worker',
     });
 
+    const worker = createWorker({ db, logger, metrics, telemetry, options: workerOptionsFromConfig(config) });
     const status = { shuttingDown: false };
     const server = createProbeServer({
       logger,
       metrics,
       isShuttingDown: () => status.shuttingDown,
       readiness,
+      stalled: () => worker.stalled(),
     });
     await listenProbeServer(server, config.WORKER_PORT, config.HOST);
     resources.push('probe server', () => closeProbeServer(server));
 
-    const worker = createWorker({ db, logger, metrics, telemetry, options: workerOptionsFromConfig(config) });
     await worker.start();
     logger.info(
       { port: config.WORKER_PORT, host: config.HOST, workerId: worker.id },

@@ -6,8 +6,10 @@
  * Claiming is by status, never by "id greater than the last one seen": a transaction that
  * commits late with an older id would be skipped forever by a cursor, while a status scan finds
  * it on the next round. A claim is a lease: status `processing`, `locked_by` = the worker,
- * `locked_until` = now() + lease, `attempts` + 1. Every later write for a claimed event is fenced
- * by (id, locked_by, attempts): a worker whose lease expired and was re-claimed (by anyone, even
+ * `locked_until` = now() + lease, `attempts` + 1. The lease is short and renewed by the worker's
+ * heartbeat while it holds the event, so a crashed worker's events are claimable again within a
+ * lease. Every later write for a claimed event, the renewal included, is fenced by
+ * (id, locked_by, attempts): a worker whose lease expired and was re-claimed (by anyone, even
  * itself) changes nothing, so a slow worker can never overwrite a newer attempt's outcome.
  *
  * Work is batched: one statement claims a batch; one statement marks many events processed and
@@ -264,6 +266,32 @@ export async function releaseEvents(
     queryOptions,
   );
   return result.rowCount ?? 0;
+}
+
+// Fenced like every write after a claim: only leases this worker still holds, for the attempt
+// it holds, are extended. What it no longer holds is absent from the result.
+const RENEW_SQL = `
+UPDATE outbox_events e
+SET locked_until = now() + make_interval(secs => $4::double precision)
+FROM unnest($1::uuid[], $2::int[]) AS r (id, attempts)
+WHERE e.id = r.id AND e.attempts = r.attempts AND e.status = 'processing' AND e.locked_by = $3
+RETURNING e.id`;
+
+/** Extends the leases of held events to now() + leaseMs; returns the ids it renewed. */
+export async function renewLeases(
+  db: Queryable,
+  workerId: string,
+  leases: readonly { id: string; attempts: number }[],
+  leaseMs: number,
+  queryOptions?: QueryOptions,
+): Promise<string[]> {
+  if (leases.length === 0) return [];
+  const result = await db.query<{ id: string }>(
+    { name: 'outbox.renew', text: RENEW_SQL },
+    [leases.map((l) => l.id), leases.map((l) => l.attempts), workerId, leaseMs / 1000],
+    queryOptions,
+  );
+  return result.rows.map((r) => r.id);
 }
 
 export interface OutboxStats {

@@ -4,6 +4,12 @@
  * PostgreSQL a CancelRequest for the running statement (so the work stops on the server, not just
  * in our promise) and the client is then discarded rather than pooled, so a late cancel can never
  * hit someone else's query.
+ *
+ * No statement waits forever. The server ends any statement at `statement_timeout`; a statement
+ * the server has not answered by then (plus a grace), or a cancel it has not answered within a
+ * grace, means the connection is dead or half-open (a peer gone without a FIN or RST, a NAT or
+ * proxy that drops its state): its socket is destroyed, the statement fails as a broken
+ * connection, and the pool reconnects. TCP keepalive starts probing idle sockets after 10 s.
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -49,27 +55,45 @@ export interface DbOptions {
    * this long means contention (e.g. an Idempotency-Key whose first request is still running).
    */
   lockTimeoutMillis?: number;
+  /**
+   * Server-side statement_timeout for every statement (0: none), and the client's bound for an
+   * answer: a statement unanswered this long plus a grace is on a dead connection.
+   */
+  statementTimeoutMillis?: number;
   /** When tracing is on, every query gets a client span. */
   telemetry?: Telemetry;
 }
 
 export const DEFAULT_LOCK_TIMEOUT_MS = 2_000;
+/**
+ * The worker's statements are short, and HTTP requests have their own, shorter deadline
+ * (REQUEST_TIMEOUT_MS cancels their statements first). Migrations do not use these pools.
+ */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+/** A server that answers neither the statement nor the cancel within this is unreachable. */
+const UNANSWERED_GRACE_MS = 1_000;
+/** Idle time before TCP keepalive probes a socket (the kernel's default is two hours). */
+const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
 
 /** int8 (bigint, count(*)) as a JS number: money totals are validated to stay safe integers. */
 const types = new pg.TypeOverrides();
 types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 
 export function createDb(options: DbOptions): Db {
+  const statementTimeoutMs = options.statementTimeoutMillis ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.max,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
     application_name: options.applicationName ?? 'orders',
     lock_timeout: options.lockTimeoutMillis ?? DEFAULT_LOCK_TIMEOUT_MS,
+    ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
     types,
   });
+  const answerWithinMs = statementTimeoutMs > 0 ? statementTimeoutMs + UNANSWERED_GRACE_MS : undefined;
   // An idle client whose server went away emits 'error' on the pool; without a listener that
   // would crash the process. The pool drops the client and the next checkout reconnects.
   pool.on('error', (error) => {
@@ -84,7 +108,7 @@ export function createDb(options: DbOptions): Db {
     values: QueryValues | undefined,
     signal: AbortSignal | undefined,
   ): Promise<pg.QueryResult<R>> => {
-    if (!telemetry?.enabled) return runQuery<R>(client, text, values, signal);
+    if (!telemetry?.enabled) return runQuery<R>(client, text, values, signal, answerWithinMs);
     const sql = typeof text === 'string' ? text : text.text;
     const name = typeof text === 'string' ? undefined : text.name;
     return inSpan(
@@ -94,7 +118,7 @@ export function createDb(options: DbOptions): Db {
         kind: SpanKind.CLIENT,
         attributes: { 'db.system.name': 'postgresql', 'db.query.text': sql.slice(0, 2000) },
       },
-      () => runQuery<R>(client, text, values, signal),
+      () => runQuery<R>(client, text, values, signal, answerWithinMs),
     );
   };
 
@@ -152,6 +176,19 @@ export class DatabaseUnavailableError extends Error {
   }
 }
 
+/** The server never answered a statement: the connection is presumed dead, and was destroyed. */
+export class DatabaseUnresponsiveError extends Error {
+  readonly code = 'DB_UNAVAILABLE';
+  constructor(waitedMs: number, cause: unknown) {
+    super(
+      `the database did not answer within ${waitedMs} ms (statement_timeout and a grace): ` +
+        'the connection was presumed dead and closed',
+      { cause },
+    );
+    this.name = 'DatabaseUnresponsiveError';
+  }
+}
+
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortReason(signal);
 }
@@ -194,25 +231,46 @@ function acquire(pool: pg.Pool, signal: AbortSignal | undefined): Promise<pg.Poo
   });
 }
 
+/**
+ * Runs one statement. On abort, a CancelRequest; if the server answers neither the statement nor
+ * the cancel in time, the socket is destroyed, which fails the statement ("Connection
+ * terminated"), and the caller discards the client.
+ */
 async function runQuery<R extends pg.QueryResultRow>(
   client: pg.PoolClient,
   text: string | pg.QueryConfig,
   values: QueryValues | undefined,
   signal: AbortSignal | undefined,
+  answerWithinMs: number | undefined,
 ): Promise<pg.QueryResult<R>> {
   throwIfAborted(signal);
   const config: pg.QueryConfig = typeof text === 'string' ? { text } : { ...text };
   if (values !== undefined) config.values = values as unknown[];
-  if (!signal) return client.query<R>(config);
-  const onAbort = () => sendCancel(client);
-  signal.addEventListener('abort', onAbort, { once: true });
+  let unanswered = false;
+  let giveUp: NodeJS.Timeout | undefined;
+  const destroy = () => void client.end().catch(() => undefined);
+  const watchdog =
+    answerWithinMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          unanswered = true;
+          destroy();
+        }, answerWithinMs);
+  const onAbort = () => {
+    sendCancel(client);
+    giveUp ??= setTimeout(destroy, UNANSWERED_GRACE_MS);
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return await client.query<R>(config);
   } catch (error) {
-    if (signal.aborted) throw abortReason(signal);
+    if (signal?.aborted) throw abortReason(signal);
+    if (unanswered) throw new DatabaseUnresponsiveError(answerWithinMs ?? 0, error);
     throw error;
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    clearTimeout(watchdog);
+    clearTimeout(giveUp);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -221,6 +279,7 @@ interface CancelConnection {
   on(event: 'error' | 'connect', listener: (...args: unknown[]) => void): void;
   connect(portOrPath: number | string, host?: string): void;
   cancel(processID: number, secretKey: number): void;
+  stream: { destroy(): void };
 }
 
 interface ClientWire {
@@ -245,4 +304,7 @@ function sendCancel(client: pg.PoolClient): void {
   });
   if (wire.host?.startsWith('/')) con.connect(`${wire.host}/.s.PGSQL.${wire.port}`);
   else con.connect(wire.port, wire.host);
+  // The server closes this socket once it has read the request; one that cannot reach the
+  // server (the reason for cancelling, often) must not linger.
+  setTimeout(() => con.stream.destroy(), UNANSWERED_GRACE_MS).unref();
 }

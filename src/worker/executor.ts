@@ -1,8 +1,9 @@
 /**
- * Runs claimed events' handlers: each with an AbortSignal that fires at the handler timeout
- * (shorter than the lease) or when the worker stops, inside a span of the order request's trace.
+ * Runs claimed events' handlers: each with an AbortSignal that fires at the handler timeout, when
+ * the worker stops, or when the event's lease is lost, inside a span of the order request's trace.
  * Every run ends by reporting one outcome to the outcome writer: completed, failed (retry or dead
- * letter, decided here) or released (stopped by the worker, not the event's fault).
+ * letter, decided here) or released (stopped by the worker, not the event's fault); except after
+ * a lost lease, when the event's new claim decides and nothing is reported.
  */
 import type { EventPublisher } from '../messaging/nats-publisher.js';
 import type { Failure, OutboxEvent } from '../messaging/outbox.js';
@@ -14,11 +15,12 @@ import { context, extractContext, inSpan, SpanKind, type Telemetry, trace } from
 import { backoffDelay } from './backoff.js';
 import type { ClaimedEvent } from './claimer.js';
 import type { EventHandler, EventHandlers } from './handlers.js';
+import type { LeaseKeeper } from './leases.js';
 import type { WorkerOptions } from './options.js';
 import type { OutcomeWriter } from './outcome-writer.js';
 
 export interface ExecutorDeps {
-  options: Pick<WorkerOptions, 'leaseMs' | 'handlerTimeoutMs' | 'maxAttempts' | 'backoff'>;
+  options: Pick<WorkerOptions, 'handlerTimeoutMs' | 'maxAttempts' | 'backoff'>;
   handlers: EventHandlers;
   /** Each event is published here before its handler runs; null: not published. */
   publisher: EventPublisher | null;
@@ -26,13 +28,17 @@ export interface ExecutorDeps {
   telemetry: Telemetry;
   random: () => number;
   outcomes: Pick<OutcomeWriter, 'completed' | 'failed' | 'released'>;
+  /** Whether the event's lease is still ours; once its outcome is known it is dropped. */
+  leases: Pick<LeaseKeeper, 'holds' | 'drop'>;
   /** A handler finished: its slot is free. */
   onSettled: () => void;
 }
 
 export interface Executor {
-  /** Runs the event's handler, unless too little of its lease remains: then it is released. */
+  /** Runs the event's handler, unless its lease is no longer ours or about to lapse. */
   start(claimed: ClaimedEvent): void;
+  /** These events' leases were lost: abort their handlers, report nothing. */
+  abandon(eventIds: ReadonlySet<string>): void;
   /** Handlers running now. */
   readonly running: number;
   /**
@@ -46,16 +52,20 @@ class StopAbort extends Error {
   override name = 'WorkerStopping';
 }
 
+class LeaseLost extends Error {
+  override name = 'LeaseLost';
+}
+
 export function createExecutor(deps: ExecutorDeps): Executor {
   const { options, handlers, publisher, logger, telemetry, outcomes } = deps;
-  const running = new Map<string, { done: Promise<void> }>();
+  const running = new Map<string, { done: Promise<void>; controller: AbortController }>();
   const stopController = new AbortController(); // aborts running handlers when the drain time is up
 
-  function start({ event, claimedAt }: ClaimedEvent) {
-    // Start only while the lease still covers a whole handler run (plus a margin for
-    // writing the outcome); otherwise give the event back rather than risk running it twice.
-    const leaseLeft = options.leaseMs - (performance.now() - claimedAt);
-    if (leaseLeft < options.handlerTimeoutMs + Math.min(5_000, options.leaseMs / 10)) {
+  function start({ event }: ClaimedEvent) {
+    // The heartbeat keeps a held lease alive while the handler runs; one it can no longer vouch
+    // for is given back rather than risk running the event beside its next claimant.
+    if (!deps.leases.holds(event.id)) {
+      deps.leases.drop(event.id);
       outcomes.released(event);
       return;
     }
@@ -73,7 +83,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     stopController.signal.addEventListener('abort', onStop, { once: true });
 
     // Registered before it starts: a handler that fails synchronously still finds its entry.
-    const entry = { done: Promise.resolve() };
+    const entry = { done: Promise.resolve(), controller };
     running.set(event.id, entry);
     entry.done = (async () => {
       try {
@@ -84,9 +94,14 @@ export function createExecutor(deps: ExecutorDeps): Executor {
           if (publisher) await abortable(publisher.publish(event, { signal }), signal);
           return abortable(handler(event, { signal, logger }), signal);
         });
+        deps.leases.drop(event.id);
         outcomes.completed(event, result?.notification);
       } catch (error) {
-        if (controller.signal.reason instanceof StopAbort) {
+        const reason: unknown = controller.signal.reason;
+        deps.leases.drop(event.id);
+        if (reason instanceof LeaseLost) {
+          logger.debug({ eventId: event.id }, 'handler stopped: its lease was lost');
+        } else if (reason instanceof StopAbort) {
           outcomes.released(event);
         } else {
           const cause = controller.signal.aborted ? controller.signal.reason : error;
@@ -120,6 +135,13 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
   return {
     start,
+    abandon(eventIds) {
+      for (const id of eventIds) {
+        running
+          .get(id)
+          ?.controller.abort(new LeaseLost('the lease was lost: the next claim handles the event'));
+      }
+    },
     get running() {
       return running.size;
     },

@@ -1,17 +1,21 @@
 /**
  * The event worker: claims outbox events, runs their handlers, records the outcome.
  *
- * - The claimer (claimer.ts) decides when to claim: on wake-ups (the server pushes each committed
- *   event id) and on a backstop poller, coalesced into few rounds; it buffers what it claimed.
+ * - The claimer (claimer.ts, its timing in claim-loop.ts) claims on wake-ups (the server pushes
+ *   each committed event id) and on a backstop poller, coalesced into few rounds; it buffers
+ *   what it claimed.
+ * - The lease keeper (leases.ts) renews the short leases of what the worker holds with a
+ *   heartbeat, and stops the handlers of leases it lost or could not renew in time.
  * - The executor (executor.ts) runs buffered events `concurrency` at a time, each with an
- *   AbortSignal and a timeout shorter than the lease. A buffered event is only started while
- *   enough of its lease remains; otherwise it is given back.
+ *   AbortSignal and a timeout. A buffered event whose lease is no longer ours is given back.
  * - The outcome writer (outcome-writer.ts) records completions, failures and releases in batches.
  * - The housekeeper (housekeeping.ts) purges old processed events and expired Idempotency-Keys.
  *
  * stop(): no more claims, the queue is closed, buffered events are released at once, running
  * handlers get until the timeout, then are aborted and their events released (pending, due now,
- * the attempt given back), so another worker takes them immediately.
+ * the attempt given back), so another worker takes them immediately. A claim still running at
+ * the drain deadline is cancelled, and what it returned anyway is released too. Leases are
+ * renewed until the last outcome is written.
  */
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { createNatsPublisher, type EventPublisher } from '../messaging/nats-publisher.js';
@@ -24,6 +28,7 @@ import { createClaimer } from './claimer.js';
 import { createExecutor } from './executor.js';
 import { defaultHandlers, type EventHandlers } from './handlers.js';
 import { createHousekeeper, type Housekeeper } from './housekeeping.js';
+import { createLeaseKeeper } from './leases.js';
 import { registerOutboxGauges } from './metrics.js';
 import { createSimulatedNotifier, type Notifier } from './notifier.js';
 import type { WorkerOptions } from './options.js';
@@ -56,6 +61,11 @@ export interface Worker {
   stop(options: { timeoutMs: number }): Promise<void>;
   /** Called after an order's transaction committed: handle this event now. Never throws. */
   wake(eventId: string): void;
+  /**
+   * Why the worker cannot deliver although it runs (its claim loop stalled: a claim hanging on
+   * a dead connection, or failing), for /readyz; undefined when it is fine.
+   */
+  stalled(): string | undefined;
   readonly id: string;
 }
 
@@ -74,6 +84,17 @@ export function createWorker(deps: WorkerDeps): Worker {
   const housekeeper = housekeeperFor(db, options, logger);
 
   const outcomes = createOutcomeWriter({ db, workerId, logger, metrics, random, onWritten: pump });
+  const leases = createLeaseKeeper({
+    db,
+    workerId,
+    logger,
+    leaseMs: options.leaseMs,
+    heartbeatMs: options.heartbeatMs,
+    onLost: (ids) => {
+      claimer.discard(ids);
+      executor.abandon(ids);
+    },
+  });
   const executor = createExecutor({
     options,
     handlers: deps.handlers ?? defaultHandlers(notifier),
@@ -82,6 +103,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     telemetry,
     random,
     outcomes,
+    leases,
     onSettled: pump,
   });
   const claimer = createClaimer({
@@ -91,6 +113,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     options,
     heldElsewhere: () => executor.running + outcomes.pending,
     deadLetter: (failures) => outcomes.failed(...failures),
+    leases,
     onClaimed: pump,
   });
 
@@ -107,24 +130,43 @@ export function createWorker(deps: WorkerDeps): Worker {
     claimer.poke();
   }
 
+  /** Gives back what the claimer buffered: pending, due now, the attempt not counted. */
+  function releaseBuffered() {
+    const events = claimer.takeAll().map((claimed) => claimed.event);
+    for (const event of events) leases.drop(event.id);
+    if (events.length > 0) outcomes.released(...events);
+  }
+
+  /** Waits for a claim round in flight; at the drain deadline it is cancelled. */
+  async function endClaiming(claiming: Promise<void>, drainDeadline: number, hardDeadline: number) {
+    if (await within(msUntil(drainDeadline), claiming)) return;
+    claimer.cancel();
+    // The cancel lands at once, or the database layer gives up on the connection shortly after.
+    if (!(await within(msUntil(hardDeadline), claiming))) {
+      logger.warn('a claim did not end by the deadline: what it claimed waits for its lease to lapse');
+    }
+  }
+
   async function shutdown(timeoutMs: number) {
     const startedAt = Date.now();
     const hardDeadline = startedAt + Math.max(0, timeoutMs);
     // Keep a slice of the budget for writing outcomes and releasing claims.
     const drainDeadline = hardDeadline - Math.min(1_000, timeoutMs * 0.2);
-    const left = (deadline: number) => Math.max(0, deadline - Date.now());
     const wasRunning = state === 'running';
     state = 'stopping';
     const claiming = claimer.stop();
     const housekeeping = housekeeper?.stop();
     if (wasRunning) {
       logger.info({ timeoutMs, running: executor.running, buffered: claimer.buffered }, 'worker stopping');
-      // A claim round in flight completes (it is short); what it claimed is released below.
-      await within(left(drainDeadline), claiming);
-      outcomes.released(...claimer.takeAll().map((claimed) => claimed.event));
-      await executor.stop(left(drainDeadline));
-      await outcomes.drain(left(hardDeadline));
+      releaseBuffered();
+      await Promise.all([
+        endClaiming(claiming, drainDeadline, hardDeadline),
+        executor.stop(msUntil(drainDeadline)),
+      ]);
+      releaseBuffered(); // what the last claim round returned
+      await outcomes.drain(msUntil(hardDeadline));
     }
+    await leases.stop();
     await Promise.all([
       housekeeping,
       (ownsPublisher ? publisher?.close() : undefined)?.catch((error: unknown) =>
@@ -163,6 +205,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       if (state !== 'running') return; // stopped while loading
       const begin = () => {
         claimer.start();
+        leases.start();
         housekeeper?.start();
       };
       if (quiet) context.with(quiet, begin);
@@ -173,7 +216,19 @@ export function createWorker(deps: WorkerDeps): Worker {
       return stopping;
     },
     wake: (eventId) => claimer.wake(eventId),
+    stalled() {
+      const stalledMs = claimer.stalledForMs();
+      if (stalledMs === 0) return undefined;
+      return (
+        `The worker has not completed a claim round for ${Math.round(stalledMs / 1000)} s ` +
+        '(the database is unreachable or a connection hangs); it retries on its own.'
+      );
+    },
   };
+}
+
+function msUntil(deadline: number): number {
+  return Math.max(0, deadline - Date.now());
 }
 
 /** None when natsUrl is unset. */

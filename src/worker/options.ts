@@ -21,9 +21,15 @@ export interface WorkerOptions {
   notifyFailureRate: number;
   /** Events are also published to NATS JetStream here (NATS_URL); undefined: not published. */
   natsUrl: string | undefined;
-  /** How long a claim is valid. A crashed worker's events are re-claimed after it. */
+  /**
+   * How long a claim is valid without renewal. The heartbeat renews held events' leases every
+   * heartbeatMs, so this bounds how long a crashed worker's events wait, not how long a handler
+   * may run.
+   */
   leaseMs: number;
-  /** A handler running longer is aborted and its event retried; must be below leaseMs. */
+  /** Time between lease renewals: a quarter of the lease. */
+  heartbeatMs: number;
+  /** A handler running longer is aborted and its event retried (independent of the lease). */
   handlerTimeoutMs: number;
   /** The backstop poll interval while events keep coming. */
   pollIntervalMs: number;
@@ -33,6 +39,11 @@ export interface WorkerOptions {
   maxErrorBackoffMs: number;
   /** Wake-ups arriving within this window after a claim round wait and share the next round. */
   wakeCoalesceMs: number;
+  /**
+   * The claim loop counts as stalled (the worker's /readyz answers 503) when it has wanted a
+   * round this long without completing one: a claim hanging on a dead connection, or failing.
+   */
+  stallAfterMs: number;
   /** Processed events older than this are purged with their notifications. */
   retentionMs: number;
   /** Time between housekeeping runs; 0 disables housekeeping. */
@@ -61,6 +72,13 @@ export interface WorkerSettings {
 
 const DAY_MS = 86_400_000;
 
+/**
+ * Short, because it is what a crashed worker's events wait: with the heartbeat every 2 s a live
+ * worker keeps its events as long as its handlers run (River's and Oban's time-based rescuers
+ * default to an hour, as they cannot tell a slow job from a dead worker).
+ */
+export const DEFAULT_LEASE_MS = 8_000;
+
 export function defaultWorkerId(): string {
   return `${hostname()}:${process.pid}:${uuidv7().slice(-8)}`;
 }
@@ -73,8 +91,9 @@ export function workerOptionsFromConfig(
   settings: WorkerSettings,
   overrides: Partial<WorkerOptions> = {},
 ): WorkerOptions {
-  const leaseMs = overrides.leaseMs ?? 60_000;
+  const leaseMs = overrides.leaseMs ?? DEFAULT_LEASE_MS;
   const pollIntervalMs = overrides.pollIntervalMs ?? 1_000;
+  const maxIdlePollIntervalMs = overrides.maxIdlePollIntervalMs ?? Math.max(2_000, pollIntervalMs);
   const options: WorkerOptions = {
     workerId: overrides.workerId ?? defaultWorkerId(),
     concurrency: overrides.concurrency ?? settings.WORKER_CONCURRENCY,
@@ -87,11 +106,13 @@ export function workerOptionsFromConfig(
     notifyFailureRate: overrides.notifyFailureRate ?? settings.NOTIFY_FAILURE_RATE,
     natsUrl: overrides.natsUrl ?? settings.NATS_URL,
     leaseMs,
-    handlerTimeoutMs: overrides.handlerTimeoutMs ?? Math.min(30_000, Math.floor(leaseMs / 2)),
+    heartbeatMs: overrides.heartbeatMs ?? leaseMs / 4,
+    handlerTimeoutMs: overrides.handlerTimeoutMs ?? 30_000,
     pollIntervalMs,
-    maxIdlePollIntervalMs: overrides.maxIdlePollIntervalMs ?? Math.max(2_000, pollIntervalMs),
+    maxIdlePollIntervalMs,
     maxErrorBackoffMs: overrides.maxErrorBackoffMs ?? 30_000,
     wakeCoalesceMs: overrides.wakeCoalesceMs ?? 5,
+    stallAfterMs: overrides.stallAfterMs ?? Math.max(3 * maxIdlePollIntervalMs, 30_000),
     retentionMs: overrides.retentionMs ?? 7 * DAY_MS,
     housekeepingIntervalMs: overrides.housekeepingIntervalMs ?? 60_000,
     housekeepingBatchSize: overrides.housekeepingBatchSize ?? 1_000,
@@ -99,9 +120,10 @@ export function workerOptionsFromConfig(
     natsStream: overrides.natsStream ?? DEFAULT_STREAM,
     natsSubjectPrefix: overrides.natsSubjectPrefix ?? DEFAULT_SUBJECT_PREFIX,
   };
-  if (!(options.handlerTimeoutMs > 0 && options.handlerTimeoutMs < options.leaseMs)) {
+  if (!(options.handlerTimeoutMs > 0)) throw new RangeError('handlerTimeoutMs must be positive');
+  if (!(options.heartbeatMs > 0 && options.heartbeatMs * 3 <= options.leaseMs)) {
     throw new RangeError(
-      'handlerTimeoutMs must be positive and below leaseMs (a handler must end within its lease)',
+      'heartbeatMs must be positive and at most a third of leaseMs (a lease survives a failed renewal)',
     );
   }
   if (!(options.pollIntervalMs > 0) || options.maxIdlePollIntervalMs < options.pollIntervalMs) {

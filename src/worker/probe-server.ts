@@ -1,6 +1,7 @@
 /**
  * The probes and metrics of `orders worker` on WORKER_PORT: /healthz, /readyz (503 problem+json
- * when the database fails and from the moment shutdown begins) and /metrics.
+ * when the database fails, while the claim loop is stalled, and from the moment shutdown begins)
+ * and /metrics.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AppError } from '../platform/errors.js';
@@ -15,6 +16,8 @@ export interface ProbeServerDeps {
   isShuttingDown: () => boolean;
   /** True when the database answers and the schema is current. */
   readiness: (signal: AbortSignal) => Promise<boolean>;
+  /** Why the worker cannot deliver although the database answers (see Worker.stalled). */
+  stalled?: () => string | undefined;
 }
 
 /** The worker's probes and metrics on a bare node:http server (no framework needed for three routes). */
@@ -58,6 +61,7 @@ async function handle(deps: ProbeServerDeps, request: IncomingMessage, response:
     shuttingDown: deps.isShuttingDown(),
     logger: deps.logger,
     process: 'worker',
+    stalled: deps.stalled?.(),
   });
   if (problem) return sendProblem(response, problem, path);
   return send(response, 200, JSON_CONTENT_TYPE, '{"status":"ready"}');

@@ -27,7 +27,7 @@ async function freePort(): Promise<number> {
 describe('the probe server', () => {
   let server: Server;
   let base: string;
-  const state = { shuttingDown: false, ready: true };
+  const state = { shuttingDown: false, ready: true, stalled: undefined as string | undefined };
 
   beforeAll(async () => {
     const metrics = createMetrics({ defaultMetrics: false });
@@ -40,6 +40,7 @@ describe('the probe server', () => {
         if (!state.ready) throw new Error('connect ECONNREFUSED');
         return true;
       },
+      stalled: () => state.stalled,
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -77,6 +78,16 @@ describe('the probe server', () => {
     state.shuttingDown = false;
   });
 
+  it('/readyz is 503 problem+json saying why while the claim loop is stalled, though the database answers', async () => {
+    state.stalled = 'The worker has not completed a claim round for 31 s (test).';
+    const stalled = await fetch(`${base}/readyz`);
+    expect(stalled.status).toBe(503);
+    expect(stalled.headers.get('retry-after')).toBe('5');
+    expect(await stalled.json()).toMatchObject({ code: 'unavailable', detail: state.stalled });
+    state.stalled = undefined;
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+  });
+
   it('answers 404 problem+json for other paths and 405 for other methods', async () => {
     const missing = await fetch(`${base}/orders`);
     expect(missing.status).toBe(404);
@@ -102,7 +113,7 @@ describe.skipIf(!BUILT)(
       await tdb?.drop();
     });
 
-    const start = (env: Record<string, string>) => {
+    const start = (env: Record<string, string | undefined>) => {
       const proc = spawn(process.execPath, [`${ROOT}bin/orders.js`, 'worker'], {
         env: { ...process.env, LOG_LEVEL: 'info', ...env },
       });
@@ -115,7 +126,7 @@ describe.skipIf(!BUILT)(
     };
 
     it('without DATABASE_URL it exits 2 and says what to set', async () => {
-      const run = start({ DATABASE_URL: '', WORKER_PORT: String(await freePort()) });
+      const run = start({ DATABASE_URL: undefined, WORKER_PORT: String(await freePort()) });
       expect(await run.exited).toBe(2);
       expect(run.err()).toMatch(/DATABASE_URL is not set: `orders worker` needs a PostgreSQL server/);
     });

@@ -190,6 +190,7 @@ describe('delivery', () => {
     const started = performance.now();
     const created = await orders.create({
       input: { customerId: 'c-wake', currency: 'EUR', items: [{ sku: 'A', quantity: 1, unitPrice: 100 }] },
+      customerId: 'c-wake',
     });
     if (created.kind !== 'created') throw new Error('expected a new order');
     await waitFor(

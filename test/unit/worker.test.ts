@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { Db } from '../../src/platform/db.js';
+import type { Db, QueryOptions } from '../../src/platform/db.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
@@ -151,6 +151,56 @@ describe('worker scheduling', () => {
   });
 });
 
+describe('worker stop', () => {
+  it('what a claim returns after the drain deadline is released before stop() resolves', async () => {
+    const eventId = '00000000-0000-4000-8000-000000000002';
+    const stub = stubDb();
+    const released: unknown[][] = [];
+    let claims = 0;
+    const db = {
+      ...stub.db,
+      query: async (text: string | pg.QueryConfig, values?: readonly unknown[], options?: QueryOptions) => {
+        const name = typeof text === 'string' ? text : text.name;
+        if (name === 'outbox.claim' && claims++ === 1) {
+          // The second round is slow (a lock wait); it had committed when the cancel arrived,
+          // so it still returns its event, 50 ms after the cancel (or after 3 s without one).
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 3_000);
+            options?.signal?.addEventListener('abort', () => {
+              clearTimeout(timer);
+              setTimeout(resolve, 50);
+            });
+          });
+          const event = {
+            id: eventId,
+            type: 'OrderCreated',
+            aggregate_type: 'order',
+            aggregate_id: eventId,
+            payload: {},
+            trace_context: null,
+            attempts: 1,
+            created_at: new Date(),
+            next_due_in_ms: null,
+          };
+          return { rows: [event, { id: null, next_due_in_ms: null }], rowCount: 2 };
+        }
+        if (name === 'outbox.release') {
+          released.push([...(values ?? [])]);
+          return { rows: [], rowCount: 1 };
+        }
+        return stub.db.query(text, values);
+      },
+    } as unknown as Db;
+    const w = worker(db, { pollIntervalMs: 20, maxIdlePollIntervalMs: 20 });
+    await w.start();
+    for (let waited = 0; claims < 2 && waited < 2_000; waited += 10) await sleep(10);
+    const started = performance.now();
+    await w.stop({ timeoutMs: 1_000 });
+    expect(performance.now() - started).toBeLessThan(1_500);
+    expect(released).toEqual([[[eventId], [1], expect.any(String)]]);
+  });
+});
+
 describe('worker handlers', () => {
   it('an event type named like an Object.prototype property has no handler: dead-lettered', async () => {
     const eventId = '00000000-0000-4000-8000-000000000001';
@@ -194,14 +244,19 @@ describe('worker handlers', () => {
 });
 
 describe('worker options', () => {
-  it('requires the handler timeout to fit in the lease', () => {
+  it('a short lease renewed four times per lease; the handler timeout is independent of it', () => {
     const config = loadConfig({});
-    expect(() => workerOptionsFromConfig(config, { leaseMs: 1_000, handlerTimeoutMs: 1_000 })).toThrow(
-      /below leaseMs/,
+    expect(workerOptionsFromConfig(config)).toMatchObject({
+      leaseMs: 8_000,
+      heartbeatMs: 2_000,
+      handlerTimeoutMs: 30_000,
+      stallAfterMs: 30_000,
+    });
+    expect(workerOptionsFromConfig(config, { leaseMs: 1_000 }).heartbeatMs).toBe(250);
+    expect(() => workerOptionsFromConfig(config, { leaseMs: 1_000, heartbeatMs: 500 })).toThrow(
+      /at most a third of leaseMs/,
     );
-    expect(workerOptionsFromConfig(config, { leaseMs: 1_000 }).handlerTimeoutMs).toBe(500);
-    expect(workerOptionsFromConfig(config).leaseMs).toBe(60_000);
-    expect(workerOptionsFromConfig(config).handlerTimeoutMs).toBe(30_000);
+    expect(() => workerOptionsFromConfig(config, { handlerTimeoutMs: 0 })).toThrow(/positive/);
   });
 
   it("takes the worker's settings from the configuration; overrides win", () => {
