@@ -37,16 +37,19 @@ export interface FieldError {
 
 export class AppError extends Error {
   readonly errors: FieldError[] | undefined;
+  /** How many field errors there were, when `errors` lists only the first of them. */
+  readonly errorCount: number | undefined;
   readonly retryAfterSeconds: number | undefined;
 
   constructor(
     readonly code: ErrorCode,
     detail: string,
-    options: { errors?: FieldError[]; retryAfterSeconds?: number; cause?: unknown } = {},
+    options: { errors?: FieldError[]; errorCount?: number; retryAfterSeconds?: number; cause?: unknown } = {},
   ) {
     super(detail, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.errors = options.errors;
+    this.errorCount = options.errorCount;
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }

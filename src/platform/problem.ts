@@ -37,6 +37,7 @@ export interface Problem {
   code: ErrorCode;
   instance: string;
   errors?: FieldError[];
+  errorCount?: number;
 }
 
 export function problemType(code: ErrorCode): string {
@@ -54,5 +55,6 @@ export function problemBody(error: AppError, instance: string): Problem {
     instance,
   };
   if (error.errors) body.errors = error.errors;
+  if (error.errorCount !== undefined) body.errorCount = error.errorCount;
   return body;
 }

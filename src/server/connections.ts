@@ -4,30 +4,76 @@
  * load balancer hits during rollouts). Instead we stop accepting, serve whatever arrives on open
  * connections (with `Connection: close`), and close a connection only after it has been idle
  * for a grace period.
+ *
+ * Idle means no request in flight and not one byte received since the last response: a request
+ * is ours from its first byte, not from its last header, which may come after the drain began.
+ * Node stops timing requests once the server closes, so the sweep does: a request still arriving
+ * REQUEST_TIMEOUT_MS after the drain saw it gets Node's 408, and a client that never finishes
+ * does not hold the drain until SHUTDOWN_TIMEOUT_MS.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
+
+/** An idle keep-alive connection is closed this long after its last response, once draining. */
+export const IDLE_CONNECTION_GRACE_MS = 250;
 
 interface SocketState {
   active: number;
   idleSince: number;
+  /**
+   * `socket.bytesRead` when it went idle: more since means a new request has begun. (A request
+   * pipelined behind the previous one may have arrived before it; no client or balancer we serve
+   * pipelines.)
+   */
+  bytesReadWhenIdle: number;
+  /** The latest request: until it is `complete`, its body is still arriving. */
+  request: IncomingMessage | undefined;
+  /** When the drain first saw a request arriving on this connection. */
+  arrivingSince: number | undefined;
 }
 
 export function trackConnections(server: Server) {
   const sockets = new Map<Socket, SocketState>();
   server.on('connection', (socket: Socket) => {
-    sockets.set(socket, { active: 0, idleSince: Date.now() });
+    sockets.set(socket, {
+      active: 0,
+      idleSince: Date.now(),
+      bytesReadWhenIdle: 0,
+      request: undefined,
+      arrivingSince: undefined,
+    });
     socket.once('close', () => sockets.delete(socket));
   });
   server.on('request', (request, response) => {
     const state = sockets.get(request.socket);
     if (!state) return;
     state.active++;
+    state.request = request;
     response.once('close', () => {
       state.active--;
       state.idleSince = Date.now();
+      state.bytesReadWhenIdle = request.socket.bytesRead;
     });
   });
+
+  function sweep(idleGraceMs: number) {
+    const now = Date.now();
+    for (const [socket, state] of sockets) {
+      const waiting = state.active === 0;
+      const arriving = waiting ? socket.bytesRead !== state.bytesReadWhenIdle : !state.request?.complete;
+      if (!arriving) {
+        state.arrivingSince = undefined;
+        if (waiting && now - state.idleSince >= idleGraceMs) socket.end();
+        continue;
+      }
+      state.arrivingSince ??= now;
+      if (server.requestTimeout > 0 && now - state.arrivingSince >= server.requestTimeout) {
+        // Answered exactly as Node's own check answers it: the server's clientError handler.
+        const timeout = Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+        if (!server.emit('clientError', timeout, socket)) socket.destroy();
+      }
+    }
+  }
 
   return {
     get open() {
@@ -35,18 +81,14 @@ export function trackConnections(server: Server) {
     },
     /**
      * Call before closing the server: from now on, connections idle for `idleGraceMs` are
-     * closed by a sweep instead of all at once. Returns a function that stops the sweep.
+     * closed by a sweep instead of all at once, and requests still arriving are timed out by it.
+     * Returns a function that stops the sweep.
      */
     drainGently(idleGraceMs: number): () => void {
       server.closeIdleConnections = () => undefined;
-      const sweep = setInterval(() => {
-        const now = Date.now();
-        for (const [socket, state] of sockets) {
-          if (state.active === 0 && now - state.idleSince >= idleGraceMs) socket.end();
-        }
-      }, 50);
-      sweep.unref();
-      return () => clearInterval(sweep);
+      const timer = setInterval(() => sweep(idleGraceMs), 50);
+      timer.unref();
+      return () => clearInterval(timer);
     },
     closeAll() {
       for (const socket of sockets.keys()) socket.destroy();
