@@ -28,14 +28,21 @@ const int = (min: number, max: number) =>
 const postgresUrl = z
   .string()
   .trim()
-  .refine((v) => {
-    try {
-      const u = new URL(v);
-      return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
-    } catch {
-      return false;
+  .superRefine((v, ctx) => {
+    if (!/^postgres(ql)?:\/\//i.test(v)) {
+      ctx.addIssue({ code: 'custom', message: 'expected a postgres:// or postgresql:// connection URL' });
+      return;
     }
-  }, 'expected a postgres:// or postgresql:// connection URL');
+    try {
+      new URL(v);
+    } catch {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'not a valid URL: percent-encode / @ : # ? % and spaces in the user name and password (@ as %40)',
+      });
+    }
+  });
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -87,6 +94,8 @@ export const EnvSchema = z.object({
     })
     .optional(),
   AUTH_CLOCK_TOLERANCE_S: int(0, 3600).default(30),
+  /** `production` (the image sets it) forbids the embedded development database. */
+  NODE_ENV: z.string().trim().optional(),
 });
 
 export type Config = z.output<typeof EnvSchema>;
@@ -99,36 +108,57 @@ export class ConfigError extends Error {
   }
 }
 
-/** Variables that may hold a credential: never echoed back in an error message. */
+/** Variables that may hold a credential: echoed back in an error message only with it masked. */
 const SECRET_VARS = new Set([
   'DATABASE_URL',
   'MIGRATE_DATABASE_URL',
   'NATS_URL',
   'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'AUTH_JWKS_URL',
 ]);
+
+/**
+ * Set but empty means a missing secret here, not "unset": an empty DATABASE_URL would otherwise
+ * select the embedded development database, and an empty MIGRATE_DATABASE_URL the app's role.
+ */
+const EMPTY_IS_AN_ERROR = new Map([
+  [
+    'DATABASE_URL',
+    "set but empty: give the PostgreSQL server's postgres:// URL; unset it only for the embedded development database",
+  ],
+  [
+    'MIGRATE_DATABASE_URL',
+    "set but empty: give the schema owner's PostgreSQL URL, or unset it to migrate with DATABASE_URL",
+  ],
+]);
+
+const truncate = (value: string) => (value.length > 80 ? `${value.slice(0, 80)}…` : value);
 
 function describeValue(name: string, value: unknown): string {
   if (typeof value !== 'string') return '';
-  if (SECRET_VARS.has(name)) return ` (got ${JSON.stringify(redactUrl(value))})`;
-  return ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)})`;
+  if (!SECRET_VARS.has(name)) return ` (got ${JSON.stringify(truncate(value))})`;
+  // Only what reads as a URL is shown, its credentials masked: anything else may be a bare password.
+  if (!/^\s*[a-z][a-z0-9+.-]*:\/\//i.test(value)) return ' (not shown: it does not start with scheme://)';
+  return ` (got ${JSON.stringify(truncate(redactUrl(value.trim())))})`;
 }
 
 /**
  * Parses the environment (this process's unless `env` is given). Empty strings count as unset,
- * the way shells and compose files usually mean them. Flags override env: pass them in
- * `overrides`, already named as variables.
+ * the way shells and compose files usually mean them, except for the database URLs (see
+ * EMPTY_IS_AN_ERROR). Flags override env: pass them in `overrides`, already named as variables.
  */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
   overrides: Partial<Record<keyof Config, string>> = {},
 ): Config {
   const raw: Record<string, string> = {};
+  const issues: string[] = [];
   for (const key of Object.keys(EnvSchema.shape)) {
     const value = (overrides as Record<string, string | undefined>)[key] ?? env[key];
+    if (value === '' && EMPTY_IS_AN_ERROR.has(key)) issues.push(`${key}: ${EMPTY_IS_AN_ERROR.get(key)}`);
     if (value !== undefined && value !== '') raw[key] = value;
   }
   const parsed = EnvSchema.safeParse(raw);
-  const issues: string[] = [];
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? '?');

@@ -4,7 +4,7 @@
  * database, migrated in-process), metrics and the readiness check.
  */
 import type { Config } from '../config.js';
-import { createDb, type Db } from '../platform/db.js';
+import { createDb, type Db, DEFAULT_STATEMENT_TIMEOUT_MS } from '../platform/db.js';
 import { UsageError } from '../platform/errors.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
@@ -31,7 +31,15 @@ export async function openDatabase(
     if (!options.allowEmbedded) {
       throw new UsageError(
         `DATABASE_URL is not set: \`orders ${options.command}\` needs a PostgreSQL server ` +
-          '(postgres://user:password@host:5432/db). Only `orders serve` falls back to the embedded database.',
+          '(postgres://user:password@host:5432/db). Only `orders serve` runs on the embedded development database.',
+      );
+    }
+    // A production process without a database is a deployment mistake: starting a private,
+    // throwaway database per pod would answer /readyz 200 and lose every order on restart.
+    if (config.NODE_ENV === 'production') {
+      throw new UsageError(
+        "DATABASE_URL is not set and NODE_ENV=production: set it to the PostgreSQL server's postgres:// URL. " +
+          'The embedded database is for development only.',
       );
     }
     const { startEmbeddedPostgres } = await import('../platform/embedded.js');
@@ -54,6 +62,9 @@ export async function openDatabase(
     max,
     logger,
     applicationName: options.applicationName,
+    // The request deadline cancels a request's statements first; the server-side bound must
+    // never cut one its deadline still allows.
+    statementTimeoutMillis: Math.max(DEFAULT_STATEMENT_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS),
     telemetry: options.telemetry,
   });
   resources.push('database pool', () => db.close());

@@ -12,8 +12,8 @@
 import { abortable } from '../platform/abortable.js';
 import { TransientError } from '../platform/failures.js';
 import type { Logger } from '../platform/logger.js';
-import { redactUrl } from '../platform/redact.js';
 import { DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type PublishedEvent, subjectFor } from './events.js';
+import { parseNatsUrl } from './nats-url.js';
 import type { OutboxEvent } from './outbox.js';
 
 export interface EventPublisher {
@@ -24,7 +24,7 @@ export interface EventPublisher {
 }
 
 export interface NatsPublisherOptions {
-  /** One nats:// URL or a comma-separated list of them. */
+  /** One nats:// (or tls://) URL or a comma-separated list; credentials in it are passed as options. */
   url: string;
   logger: Logger;
   /** Default `ORDERS_EVENTS`. */
@@ -50,12 +50,15 @@ interface Connection {
   jsm: Awaited<ReturnType<JetStreamModule['jetstreamManager']>>;
 }
 
+/** Throws a UsageError for a NATS_URL it cannot use (before anything connects). */
 export function createNatsPublisher(options: NatsPublisherOptions): EventPublisher {
   const streamName = options.streamName ?? DEFAULT_STREAM;
   const prefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
   const duplicateWindowMs = options.duplicateWindowMs ?? 10 * 60_000;
   const publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
-  const where = redactUrl(options.url);
+  const { servers, user, pass, token, tls } = parseNatsUrl(options.url);
+  // The servers carry no credentials: this is what logs and errors name.
+  const where = servers.join(',');
   let connecting: Promise<Connection> | undefined;
   let streamReady: Promise<void> | undefined;
   let closed = false;
@@ -74,7 +77,11 @@ export function createNatsPublisher(options: NatsPublisherOptions): EventPublish
       import('@nats-io/jetstream'),
     ]);
     const nc = await nats.connect({
-      servers: options.url.split(',').map((s) => s.trim()),
+      servers,
+      user,
+      pass,
+      token,
+      tls,
       name: options.connectionName ?? 'orders-worker',
       // Keep reconnecting for as long as the process lives; publishes fail (and are retried
       // with backoff) while the connection is down.
@@ -85,7 +92,11 @@ export function createNatsPublisher(options: NatsPublisherOptions): EventPublish
       await nc.close();
       throw new Error('the publisher was closed');
     }
-    options.logger.info({ nats: where, stream: streamName, subjects: `${prefix}.>` }, 'connected to NATS');
+    const auth = user !== undefined ? 'user' : token !== undefined ? 'token' : 'none';
+    options.logger.info(
+      { nats: where, auth, tls: tls !== undefined, stream: streamName, subjects: `${prefix}.>` },
+      'connected to NATS',
+    );
     void nc.closed().then((error) => {
       if (error) options.logger.warn({ err: error }, 'NATS connection closed with an error');
     });

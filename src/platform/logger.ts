@@ -1,33 +1,72 @@
 import pino, { type Logger } from 'pino';
-import { LOG_REDACT_PATHS, redactText } from './redact.js';
+import { LOG_REDACT_PATHS, redactFields, redactText } from './redact.js';
 
 export type { Logger };
 
-/** JSON logs on stdout (or a given stream), credentials redacted by path and inside messages. */
+/** pino's error serialiser (message and stack with their causes, custom fields), credentials masked. */
+function serializeError(err: Error): unknown {
+  return redactFields(pino.stdSerializers.err(err));
+}
+
+/** A request as fastify logs it (method, url, host, caller address), its URL masked. */
+function serializeRequest(req: {
+  method?: string;
+  url?: string;
+  host?: string;
+  ip?: string;
+  socket?: { remoteAddress?: string; remotePort?: number };
+}): unknown {
+  // Not a request (a record's own `req` field): formatters.log has already masked it.
+  if (typeof req?.method !== 'string') return req;
+  return {
+    method: req.method,
+    url: req.url === undefined ? undefined : redactText(req.url),
+    host: req.host,
+    remoteAddress: req.ip ?? req.socket?.remoteAddress,
+    remotePort: req.socket?.remotePort,
+  };
+}
+
+/**
+ * JSON logs on stdout (or a given stream). Credentials are masked wherever they can appear: the
+ * message and interpolated values, every field of the record and of child bindings (a URL with
+ * userinfo, a header, a `…password` field), and serialised errors.
+ */
 export function createLogger(
   level: string,
   options: { destination?: pino.DestinationStream; name?: string } = {},
 ): Logger {
-  return pino(
+  const logger = pino(
     {
       level,
       name: options.name,
       base: { service: 'orders' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' },
-      formatters: { level: (label) => ({ level: label }) },
-      serializers: {
-        err: (err: Error) => {
-          const s = pino.stdSerializers.err(err);
-          s.message = redactText(s.message);
-          if (s.stack) s.stack = redactText(s.stack);
-          return s;
+      formatters: {
+        level: (label) => ({ level: label }),
+        bindings: (bindings) => redactFields(bindings),
+        // Runs before the serialisers: `err` is left to its serialiser, an Error under any other
+        // key is serialised the same way (pino would print only its enumerable fields).
+        log: (record) => {
+          let errors: Record<string, unknown> | undefined;
+          for (const key in record) {
+            const value = record[key];
+            if (key === 'err' || !(value instanceof Error)) continue;
+            errors ??= {};
+            errors[key] = serializeError(value);
+          }
+          return redactFields(errors ? { ...record, ...errors } : record);
         },
       },
+      // Serialisers run after `formatters.log`, so their output is masked here. These replace
+      // fastify's own (which it merges under ours) with the same fields.
+      serializers: { err: serializeError, req: serializeRequest },
       hooks: {
         logMethod(args, method) {
           for (let i = 0; i < args.length; i++) {
             if (typeof args[i] === 'string') args[i] = redactText(args[i] as string);
+            else if (i > 0) args[i] = redactFields(args[i]);
           }
           method.apply(this, args as Parameters<typeof method>);
         },
@@ -35,4 +74,11 @@ export function createLogger(
     },
     options.destination ?? pino.destination({ fd: 1, sync: false }),
   );
+  // pino hands a child's bindings to no formatter (it resets `formatters.bindings` for children),
+  // so they are masked on the way in. Children inherit this `child`, grandchildren too.
+  const child = logger.child;
+  logger.child = function (this: Logger, bindings, childOptions) {
+    return child.call(this, redactFields(bindings), childOptions);
+  } as Logger['child'];
+  return logger;
 }

@@ -21,6 +21,7 @@ import {
 } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './logger.js';
+import { redactText } from './redact.js';
 
 export interface Telemetry {
   enabled: boolean;
@@ -136,8 +137,10 @@ export async function inSpan<T>(
       try {
         return await fn(span);
       } catch (error) {
-        span.recordException(error as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        // Traces leave the process: what they record of the error is masked like a log line.
+        const { name, message, stack } = error instanceof Error ? error : new Error(String(error));
+        span.recordException({ name, message: redactText(message), stack: stack && redactText(stack) });
+        span.setStatus({ code: SpanStatusCode.ERROR, message: redactText(message) });
         throw error;
       } finally {
         span.end();

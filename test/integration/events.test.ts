@@ -214,7 +214,7 @@ describe.skipIf(!BUILT)(
         cli(['events', 'retry']),
         cli(['events', 'retry', '--dead', ids.dead1]),
         cli(['events', 'retry', 'not-a-uuid']),
-        cli(['events', 'list'], { DATABASE_URL: '' }),
+        cli(['events', 'list'], { DATABASE_URL: undefined }),
       ]);
       expect(none.code).toBe(2);
       expect(none.stderr).toMatch(/--dead/);

@@ -40,7 +40,31 @@ describe('loadConfig', () => {
   });
 
   it('treats empty strings as unset', () => {
-    expect(loadConfig({ PORT: '', DATABASE_URL: '' }).PORT).toBe(8080);
+    const c = loadConfig({ PORT: '', NATS_URL: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' });
+    expect(c.PORT).toBe(8080);
+    expect(c.NATS_URL).toBeUndefined();
+  });
+
+  it('refuses a DATABASE_URL or MIGRATE_DATABASE_URL that is set but empty (an empty Secret key), naming it', () => {
+    for (const name of ['DATABASE_URL', 'MIGRATE_DATABASE_URL']) {
+      let error: unknown;
+      try {
+        loadConfig({ [name]: '', PORT: '' });
+      } catch (e) {
+        error = e;
+      }
+      expect(error, name).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).issues).toEqual([
+        expect.stringMatching(new RegExp(`^${name}: set but empty`)),
+      ]);
+    }
+    // Unset stays the development default.
+    expect(loadConfig({}).DATABASE_URL).toBeUndefined();
+  });
+
+  it('reads NODE_ENV', () => {
+    expect(loadConfig({ NODE_ENV: 'production' }).NODE_ENV).toBe('production');
+    expect(loadConfig({}).NODE_ENV).toBeUndefined();
   });
 
   it('reports every invalid variable at once, naming each', () => {
@@ -82,6 +106,52 @@ describe('loadConfig', () => {
       expect(String((e as Error).message)).not.toContain('hunter2');
       expect(String((e as Error).message)).toContain('DATABASE_URL');
     }
+  });
+
+  it.each([
+    [
+      'an unencoded / in the password',
+      'DATABASE_URL',
+      'postgres://app:pa/SECRET@db:5432/orders',
+      'postgres://app:***@db:5432/orders',
+    ],
+    [
+      'an unencoded # in the password',
+      'DATABASE_URL',
+      'postgres://app:pa#SECRET@db/orders',
+      'postgres://app:***@db/orders',
+    ],
+    [
+      'a password= parameter',
+      'DATABASE_URL',
+      'mysql://db/orders?password=SECRET',
+      'mysql://db/orders?password=***',
+    ],
+    ['a key=value connection string', 'DATABASE_URL', 'host=db password=SECRET', undefined],
+    ['a bare password', 'MIGRATE_DATABASE_URL', 'SECRET', undefined],
+    ['a NATS token with a space', 'NATS_URL', 'nats://SEC RET@nats:4222', 'nats://***@nats:4222'],
+    [
+      'userinfo in the OTLP endpoint',
+      'OTEL_EXPORTER_OTLP_ENDPOINT',
+      'https://u:pa/SECRET@otel:4318',
+      'https://u:***@otel:4318',
+    ],
+  ])('never echoes a credential in an error: %s', (_, name, value, shown) => {
+    let error: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain(`${name}:`);
+    expect(message).not.toMatch(/SECRET|SEC RET/);
+    if (shown) expect(message).toContain(JSON.stringify(shown));
+  });
+
+  it('says to percent-encode when a postgres URL does not parse', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://app:pa/ss@db/orders' })).toThrow(/percent-encode/);
   });
 
   it('rejects a backoff maximum below the base', () => {
