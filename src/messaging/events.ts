@@ -13,16 +13,112 @@ export const EventStatus = z.enum(EVENT_STATUSES);
 export type EventStatus = z.infer<typeof EventStatus>;
 
 export const ORDER_CREATED = 'OrderCreated';
+export const ORDER_CONFIRMED = 'OrderConfirmed';
+export const ORDER_CANCELLED = 'OrderCancelled';
+export const ORDER_SHIPPED = 'OrderShipped';
 
-/** The events the service publishes, each with the schema of its payload (`data`). */
+/**
+ * The events the service publishes, each with the schema of its `data`: the order as it is after
+ * the change (for OrderCreated, the 201 body itself: one serialisation for both).
+ */
 export const PUBLISHED_EVENTS = {
-  /** The order as the API answered it (the 201 body): one serialisation for both. */
   [ORDER_CREATED]: Order,
+  [ORDER_CONFIRMED]: Order,
+  [ORDER_CANCELLED]: Order,
+  [ORDER_SHIPPED]: Order,
 } as const;
 export type PublishedEventType = keyof typeof PUBLISHED_EVENTS;
 export type OrderCreatedPayload = z.infer<(typeof PUBLISHED_EVENTS)[typeof ORDER_CREATED]>;
 
-/** The JSON body of a message published to NATS. */
+/** CloudEvents `source` of everything the service publishes. */
+export const EVENT_SOURCE = 'orders';
+
+const OrderRef = z.uuid('must be an order id (UUID)');
+
+/**
+ * The events the service consumes (Catalog's and Payments'), each with the subject it arrives on
+ * and the schema of its `data`. Anything else on those subjects is a permanent failure.
+ */
+export const CONSUMED_EVENTS = {
+  StockReserved: {
+    subject: 'catalog.events.StockReserved',
+    data: z.looseObject({ orderId: OrderRef }),
+  },
+  StockRejected: {
+    subject: 'catalog.events.StockRejected',
+    data: z.looseObject({ orderId: OrderRef, reason: z.string().max(500) }),
+  },
+  PaymentCaptured: {
+    subject: 'payments.events.PaymentCaptured',
+    data: z.looseObject({
+      orderId: OrderRef,
+      paymentId: z.string().min(1).max(200),
+      amount: z.int().min(0),
+      currency: z.string().regex(/^[A-Z]{3}$/),
+    }),
+  },
+  PaymentFailed: {
+    subject: 'payments.events.PaymentFailed',
+    data: z.looseObject({
+      orderId: OrderRef,
+      paymentId: z.string().min(1).max(200),
+      reason: z.string().max(500),
+    }),
+  },
+} as const;
+export type ConsumedEventType = keyof typeof CONSUMED_EVENTS;
+export type ConsumedEventData<T extends ConsumedEventType> = z.infer<(typeof CONSUMED_EVENTS)[T]['data']>;
+
+/**
+ * The streams the service creates when none captures these subjects yet (in production the
+ * partners own theirs; the service binds to whichever stream captures each subject).
+ */
+export const STREAMS = {
+  ORDERS_EVENTS: 'orders.events.>',
+  CATALOG_EVENTS: 'catalog.events.>',
+  PAYMENTS_EVENTS: 'payments.events.>',
+} as const;
+/** The durable pull consumer the service binds on each stream it consumes from. */
+export const CONSUMER_NAME = 'orders';
+
+/**
+ * CloudEvents 1.0, structured JSON mode, both directions. Inbound messages are parsed with this
+ * schema (their `data` then with the type's own schema).
+ */
+export const CloudEvent = z.looseObject({
+  specversion: z.literal('1.0'),
+  id: z.string().min(1).max(200),
+  source: z.string().min(1).max(500),
+  type: z.string().min(1).max(200),
+  subject: z.string().max(200).optional(),
+  time: z.iso.datetime({ offset: true }).optional(),
+  datacontenttype: z.literal('application/json').optional(),
+  data: z.unknown(),
+});
+export type CloudEvent = z.infer<typeof CloudEvent>;
+export const CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json';
+
+/** The envelope of an event the service publishes (`subject` is the order id). */
+export function toCloudEvent(event: {
+  id: string;
+  type: string;
+  aggregateId: string;
+  createdAt: Date | string;
+  data: unknown;
+}): CloudEvent {
+  return {
+    specversion: '1.0',
+    id: event.id,
+    source: EVENT_SOURCE,
+    type: event.type,
+    subject: event.aggregateId,
+    time: typeof event.createdAt === 'string' ? event.createdAt : event.createdAt.toISOString(),
+    datacontenttype: 'application/json',
+    data: event.data,
+  };
+}
+
+/** The JSON body of a message published to NATS before events were CloudEvents (kept for the old reader). */
 export interface PublishedEvent {
   id: string;
   type: string;
