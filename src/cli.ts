@@ -125,6 +125,30 @@ export function buildProgram(): Command {
       execute(() => import('./commands/events.js'), { action: 'retry', ids, dead: options.dead === true }),
     );
 
+  const auth = program
+    .command('auth')
+    .description(
+      'development signing keys and access tokens (production tokens come from your identity provider)',
+    );
+  auth
+    .command('keygen')
+    .description(
+      'write a signing key pair: jwks.json (public, for AUTH_JWKS_URL=file://…) and private.jwk (0600)',
+    )
+    .option('--out <dir>', 'directory to write them into (created)', './.orders/auth')
+    .option('--alg <alg>', 'ES256, RS256 or EdDSA', 'ES256')
+    .action((options) => execute(() => import('./commands/auth.js'), { action: 'keygen', ...options }));
+  auth
+    .command('token')
+    .description('print a signed access token (RFC 9068) for development and tests')
+    .requiredOption('--key <file>', 'the private.jwk written by `orders auth keygen`')
+    .requiredOption('--sub <subject>', 'the customer (or service) the token is for')
+    .requiredOption('--scope <scopes>', 'space-separated, e.g. "orders:read orders:write"')
+    .option('--iss <url>', 'issuer (default AUTH_ISSUER)')
+    .option('--aud <audience>', 'audience (default AUTH_AUDIENCE)')
+    .option('--ttl <ttl>', 'lifetime: seconds, or 30m, 1h, 2d', '1h')
+    .action((options) => execute(() => import('./commands/auth.js'), { action: 'token', ...options }));
+
   return program;
 }
 

@@ -2,7 +2,7 @@
 import type { OrderInput } from '../../src/orders/schemas.js';
 
 /** Two items; the customer varies with `n` so that rows are not all identical. */
-export function benchOrder(n: number): OrderInput {
+export function benchOrder(n: number): OrderInput & { customerId: string } {
   return {
     customerId: `c-${n % 1000}`,
     currency: 'EUR',

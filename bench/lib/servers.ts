@@ -43,6 +43,8 @@ export async function startOurs(
     LOG_LEVEL: options.logLevel,
     SHUTDOWN_TIMEOUT_MS: '10000',
     NODE_ENV: 'production',
+    // AUTH_MODE defaults to jwt with DATABASE_URL; a variant may set jwt through extraEnv.
+    AUTH_MODE: 'none',
   };
   delete env.NODE_OPTIONS;
   if (options.poolMax !== undefined) env.DB_POOL_MAX = options.poolMax;

@@ -6,17 +6,17 @@
  * listener closes, in-flight requests and the worker's current events finish (bounded by
  * SHUTDOWN_TIMEOUT_MS), the pool closes, exit 0. A second signal exits at once.
  */
-import { loadConfig } from '../config.js';
+import { startTokenVerifier } from '../auth/index.js';
+import { loadConfig, resolveAuth } from '../config.js';
 import { createOrdersService } from '../orders/service.js';
 import { createDb } from '../platform/db.js';
 import { sleep, within } from '../platform/shutdown.js';
 import { buildApp, type Lifecycle } from '../server/app.js';
-import { trackConnections } from '../server/connections.js';
+import { IDLE_CONNECTION_GRACE_MS, trackConnections } from '../server/connections.js';
+import { createAuthentication } from '../server/plugins/authentication.js';
 import { workerOptionsFromConfig } from '../worker/options.js';
 import { createProcessRuntime, openServices, runToCompletion } from './runtime.js';
 
-/** An idle keep-alive connection is closed this long after its last response, once draining. */
-const IDLE_CONNECTION_GRACE_MS = 250;
 /** Connections of the in-process worker's own pool, on top of DB_POOL_MAX. */
 const WORKER_POOL_MAX = 3;
 
@@ -32,6 +32,7 @@ export async function run(flags: ServeFlags): Promise<number> {
     HOST: flags.host,
     WORKER_ENABLED: flags.worker === false ? 'false' : undefined,
   });
+  const auth = resolveAuth(config);
   const runtime = createProcessRuntime(config);
   const { logger, resources, shutdownSignal } = runtime;
   const lifecycle: Lifecycle = { shuttingDown: false, draining: false };
@@ -72,7 +73,16 @@ export async function run(flags: ServeFlags): Promise<number> {
       onEventCommitted: worker ? (id) => worker.wake(id) : undefined,
     });
 
+    if (auth.mode === 'none') {
+      logger.warn(
+        'AUTH_MODE=none: /orders answers without authentication. Only for development, or behind a ' +
+          'gateway that authenticates; set AUTH_MODE=jwt with AUTH_ISSUER and AUTH_AUDIENCE otherwise.',
+      );
+    }
+    const verifier = auth.mode === 'jwt' ? await startTokenVerifier(auth, logger) : undefined;
+
     const app = await buildApp({
+      auth: createAuthentication({ verifier, metrics }),
       telemetry,
       logger,
       orders,

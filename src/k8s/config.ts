@@ -27,6 +27,11 @@ export const CARRIED_APP_VARS = [
   'OTEL_SERVICE_NAME',
   'OTEL_EXPORTER_OTLP_ENDPOINT',
   'NOTIFY_FAILURE_RATE',
+  'AUTH_MODE',
+  'AUTH_ISSUER',
+  'AUTH_AUDIENCE',
+  'AUTH_JWKS_URL',
+  'AUTH_CLOCK_TOLERANCE_S',
 ] as const satisfies readonly (keyof typeof EnvSchema.shape)[];
 
 type CarriedVar = (typeof CARRIED_APP_VARS)[number];
@@ -55,6 +60,8 @@ export interface K8sConfig {
   shutdownTimeoutMs: number;
   /** Egress ports for the trace exporter, sorted. */
   otlpPorts: number[];
+  /** Egress ports for the identity provider's keys (AUTH_MODE=jwt), sorted; empty otherwise. */
+  identityProviderPorts: number[];
   /** The ConfigMap's data: carried app variables plus the values the manifests depend on, sorted. */
   appEnv: Record<string, string>;
 }
@@ -204,6 +211,7 @@ export function loadK8sConfig(
     shutdownDelayMs,
     shutdownTimeoutMs,
     otlpPorts: otlpPorts(app.OTEL_EXPORTER_OTLP_ENDPOINT),
+    identityProviderPorts: identityProviderPorts(app),
     appEnv: Object.fromEntries(Object.entries(appEnv).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
   };
 }
@@ -240,6 +248,7 @@ function readAppVars(
     // The app may pick an ephemeral port; a pod's probes and NetworkPolicy need a fixed one.
     issues.push('WORKER_PORT: expected a fixed port from 1 to 65535 for Kubernetes probes (got 0)');
   }
+  checkAuth(out, issues);
   const otlp = out.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (otlp !== undefined) {
     const url = new URL(otlp);
@@ -251,6 +260,43 @@ function readAppVars(
     }
   }
   return out;
+}
+
+/**
+ * The pods run with DATABASE_URL from the Secret, so AUTH_MODE defaults to jwt there too: the
+ * issuer and audience must be given (or AUTH_MODE=none said explicitly), as `serve` requires.
+ */
+function checkAuth(app: Partial<Record<CarriedVar, string>>, issues: string[]): void {
+  if ((app.AUTH_MODE ?? 'jwt') !== 'jwt') return;
+  for (const name of ['AUTH_ISSUER', 'AUTH_AUDIENCE'] as const) {
+    if (app[name] === undefined) {
+      issues.push(
+        `${name}: required with AUTH_MODE=jwt (the pods' default, since they get DATABASE_URL): ` +
+          `${name === 'AUTH_ISSUER' ? "the tokens' issuer" : 'the audience tokens must name'}; or set AUTH_MODE=none`,
+      );
+    }
+  }
+  const jwks = app.AUTH_JWKS_URL;
+  if (jwks !== undefined && /^https?:/.test(jwks)) {
+    const url = new URL(jwks);
+    if (url.username || url.password) {
+      issues.push('AUTH_JWKS_URL: expected a URL without user or password (it would land in a ConfigMap)');
+    }
+  }
+}
+
+/** Where the keys come from: AUTH_JWKS_URL's port, or the issuer's (OpenID discovery); none for file://. */
+function identityProviderPorts(app: Partial<Record<CarriedVar, string>>): number[] {
+  if ((app.AUTH_MODE ?? 'jwt') !== 'jwt') return [];
+  const source = app.AUTH_JWKS_URL ?? app.AUTH_ISSUER;
+  if (source === undefined || source.startsWith('file:')) return [];
+  let url: URL;
+  try {
+    url = new URL(source);
+  } catch {
+    return [443];
+  }
+  return [url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443];
 }
 
 function otlpPorts(endpoint: string | undefined): number[] {

@@ -150,14 +150,17 @@ export function renderManifests(config: K8sConfig, templatesDir = TEMPLATES_DIR)
   const manifests: Manifest[] = [
     render<V1ServiceAccount>('service-account.yaml', meta(serviceAccountName)),
     render<V1ConfigMap>('config-map.yaml', { ...meta(configMapName), data: config.appEnv }),
-    render<V1NetworkPolicy>('network-policy.yaml', {
-      ...meta(APP_NAME),
-      podSelector: common,
-      ingressPorts: [...new Set([API_PORT, config.workerPort])].map(
-        (port): V1NetworkPolicyPort => ({ protocol: 'TCP', port }),
-      ),
-      otlpPorts: config.otlpPorts.map((port): V1NetworkPolicyPort => ({ protocol: 'TCP', port })),
-    }),
+    withIdentityProviderEgress(
+      render<V1NetworkPolicy>('network-policy.yaml', {
+        ...meta(APP_NAME),
+        podSelector: common,
+        ingressPorts: [...new Set([API_PORT, config.workerPort])].map(
+          (port): V1NetworkPolicyPort => ({ protocol: 'TCP', port }),
+        ),
+        otlpPorts: config.otlpPorts.map((port): V1NetworkPolicyPort => ({ protocol: 'TCP', port })),
+      }),
+      config.identityProviderPorts,
+    ),
     render<V1Job>('migration-job.yaml', {
       // One Job per image: a new release migrates, re-applying the same one does not.
       ...meta(`${APP_NAME}-migrate-${sha256(config.image).slice(0, 10)}`, 'migration'),
@@ -200,4 +203,14 @@ export function toFiles(manifests: readonly Manifest[]): { name: string; content
     name: `${String(i + 1).padStart(width, '0')}-${(m.kind ?? 'object').toLowerCase()}-${m.metadata?.name ?? 'unnamed'}.yaml`,
     content: `${GENERATED_MARKER}; re-render instead of editing.\n${toDocument(m)}`,
   }));
+}
+
+/** The identity provider's signing keys (AUTH_MODE=jwt): one more egress rule, when fetched over the network. */
+function withIdentityProviderEgress(policy: V1NetworkPolicy, ports: readonly number[]): V1NetworkPolicy {
+  if (ports.length > 0) {
+    policy.spec?.egress?.push({
+      ports: ports.map((port): V1NetworkPolicyPort => ({ protocol: 'TCP', port })),
+    });
+  }
+  return policy;
 }

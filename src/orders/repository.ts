@@ -5,7 +5,9 @@
  * Creating an order is ONE statement: the idempotency record, the order, its items and the
  * OrderCreated outbox event are inserted by data-modifying CTEs, so they commit or vanish
  * together in a single round trip. A concurrent request with the same key blocks on the key's
- * unique index entry until the first commits, then replays its stored response.
+ * unique index entry until the first commits, then replays its stored response. The times the
+ * database compares (the event's available_at, the key's expires_at) come from its clock, never
+ * the process's: an API pod whose clock runs ahead would otherwise delay every event.
  */
 import { ORDER_CREATED, type OrderEvent } from '../messaging/events.js';
 import type { Queryable, QueryOptions } from '../platform/db.js';
@@ -17,7 +19,7 @@ WITH key AS (
   INSERT INTO idempotency_keys AS k
     (scope, key, fingerprint, status_code, response_headers, response_body, created_at, expires_at)
   SELECT $1::text, $2::text, $3::text, 201, $4::jsonb, $5::text, $6::timestamptz,
-         $6::timestamptz + make_interval(secs => $7::double precision)
+         now() + make_interval(secs => $7::double precision)
   WHERE $2::text IS NOT NULL
   ON CONFLICT (scope, key) DO UPDATE
     SET fingerprint = EXCLUDED.fingerprint, status_code = EXCLUDED.status_code,
@@ -36,7 +38,7 @@ WITH key AS (
   FROM ord, unnest($12::text[], $13::int[], $14::bigint[]) WITH ORDINALITY AS i (sku, quantity, unit_price, n)
 ), evt AS (
   INSERT INTO outbox_events (id, aggregate_type, aggregate_id, type, payload, trace_context, created_at, available_at)
-  SELECT $15::uuid, 'order', ord.id, '${ORDER_CREATED}', $5::text::jsonb, $16::jsonb, $6::timestamptz, $6::timestamptz
+  SELECT $15::uuid, 'order', ord.id, '${ORDER_CREATED}', $5::text::jsonb, $16::jsonb, $6::timestamptz, now()
   FROM ord
 )
 SELECT EXISTS (SELECT 1 FROM ord) AS created`;
@@ -49,10 +51,10 @@ const GET_ORDER_SQL = `
 SELECT o.id, o.customer_id, o.status, o.currency, o.total, o.created_at,
        (SELECT json_agg(json_build_array(i.sku, i.quantity, i.unit_price) ORDER BY i.line_no)
         FROM order_items i WHERE i.order_id = o.id) AS items
-FROM orders o WHERE o.id = $1`;
+FROM orders o WHERE o.id = $1 AND ($2::text IS NULL OR o.customer_id = $2)`;
 
 const LIST_EVENTS_SQL = `
-SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1) AS order_exists,
+SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1 AND ($2::text IS NULL OR customer_id = $2)) AS order_exists,
        COALESCE((SELECT json_agg(json_build_object(
            'id', e.id, 'type', e.type, 'status', e.status, 'attempts', e.attempts,
            'createdAt', e.created_at, 'processedAt', e.processed_at) ORDER BY e.created_at, e.id)
@@ -145,9 +147,14 @@ export async function findIdempotencyRecord(
   };
 }
 
+/**
+ * The order, if it exists and `customerId` is null (any customer's) or its customer: another
+ * customer's order is as absent as an unknown one.
+ */
 export async function findOrder(
   db: Queryable,
   id: string,
+  customerId: string | null,
   options: QueryOptions = {},
 ): Promise<Order | undefined> {
   const result = await db.query<{
@@ -158,7 +165,7 @@ export async function findOrder(
     total: number;
     created_at: Date;
     items: [string, number, number][] | null;
-  }>({ name: 'orders.get', text: GET_ORDER_SQL }, [id], options);
+  }>({ name: 'orders.get', text: GET_ORDER_SQL }, [id, customerId], options);
   const row = result.rows[0];
   if (!row) return undefined;
   return {
@@ -176,10 +183,11 @@ export async function findOrder(
   };
 }
 
-/** An order's outbox events, oldest first; undefined when there is no such order. */
+/** An order's outbox events, oldest first; undefined when there is no such order (for `customerId`). */
 export async function findOrderEvents(
   db: Queryable,
   orderId: string,
+  customerId: string | null,
   options: QueryOptions = {},
 ): Promise<OrderEvent[] | undefined> {
   const result = await db.query<{
@@ -188,7 +196,7 @@ export async function findOrderEvents(
       createdAt: string;
       processedAt: string | null;
     })[];
-  }>({ name: 'orders.list_events', text: LIST_EVENTS_SQL }, [orderId], options);
+  }>({ name: 'orders.list_events', text: LIST_EVENTS_SQL }, [orderId, customerId], options);
   const row = result.rows[0];
   if (!row?.order_exists) return undefined;
   return row.events.map((e) => ({

@@ -32,7 +32,14 @@ export type OrderItem = z.infer<typeof OrderItem>;
 
 export const OrderInput = z
   .strictObject({
-    customerId: safeText(64).meta({ example: 'c-42' }),
+    customerId: safeText(64)
+      .optional()
+      .meta({
+        description:
+          "Whose order it is. With a customer's token it may be left out (it is the token's sub; another " +
+          'value is refused with 403); required with orders:admin and without authentication.',
+        example: 'c-42',
+      }),
     currency: z
       .string()
       .regex(/^[A-Z]{3}$/, 'must be three uppercase letters (ISO 4217)')

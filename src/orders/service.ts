@@ -23,8 +23,15 @@ export type CreateOrderResult =
 
 export interface CreateOrderCommand {
   input: OrderInput;
+  /** Whose order it is: the body's customerId, or the caller's own (authorization decided it). */
+  customerId: string;
   idempotency?: { key: string; fingerprint: string; scope?: string } | undefined;
   traceContext?: Record<string, string> | undefined;
+}
+
+/** Whose orders an operation may see: one customer's, or (null) everyone's. */
+export interface Visibility {
+  customerId: string | null;
 }
 
 export interface OrdersServiceOptions {
@@ -46,7 +53,7 @@ export function createOrdersService(options: OrdersServiceOptions) {
     const now = new Date();
     const order: Order = {
       id: uuidv7(now.getTime()),
-      customerId: input.customerId,
+      customerId: command.customerId,
       status: 'pending',
       currency: input.currency,
       items: input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitPrice: i.unitPrice })),
@@ -96,14 +103,19 @@ export function createOrdersService(options: OrdersServiceOptions) {
     throw keyInUse();
   }
 
-  async function get(id: string, queryOptions: QueryOptions = {}): Promise<Order> {
-    const order = await findOrder(db, id, queryOptions);
+  /** `visibleTo.customerId`: only that customer's order (null: any customer's). */
+  async function get(id: string, visibleTo: Visibility, queryOptions: QueryOptions = {}): Promise<Order> {
+    const order = await findOrder(db, id, visibleTo.customerId, queryOptions);
     if (!order) throw orderNotFound(id);
     return order;
   }
 
-  async function listEvents(orderId: string, queryOptions: QueryOptions = {}): Promise<OrderEvent[]> {
-    const events = await findOrderEvents(db, orderId, queryOptions);
+  async function listEvents(
+    orderId: string,
+    visibleTo: Visibility,
+    queryOptions: QueryOptions = {},
+  ): Promise<OrderEvent[]> {
+    const events = await findOrderEvents(db, orderId, visibleTo.customerId, queryOptions);
     if (!events) throw orderNotFound(orderId);
     return events;
   }

@@ -28,6 +28,12 @@ export function createMetrics(options: { prefix?: string; defaultMetrics?: boole
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
+  const authFailures = new Counter({
+    name: 'orders_auth_failures_total',
+    help: 'Requests refused by authentication or authorization, by reason (missing, invalid, expired, insufficient_scope, jwks_unavailable)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   const eventsHandled = new Counter({
     name: 'orders_events_handled_total',
     help: 'Outbox events handled by the worker, by type and outcome (processed, retried, dead)',
@@ -47,6 +53,7 @@ export function createMetrics(options: { prefix?: string; defaultMetrics?: boole
     httpRequestDuration,
     ordersCreated,
     idempotency,
+    authFailures,
     eventsHandled,
     eventDeliveryLag,
     /** Pool gauges read the pool at scrape time. */

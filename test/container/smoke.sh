@@ -240,24 +240,39 @@ stop_app() {
 
 port="$(free_port)"
 base="http://127.0.0.1:$port"
-step "orders serve --no-worker on port $port (read-only root, DATABASE_URL as $APP_ROLE)"
-start_app "$CONTAINER" -e PORT="$port" "$IMAGE" serve --no-worker
+step "orders serve --no-worker on port $port (read-only root, DATABASE_URL as $APP_ROLE, AUTH_MODE=jwt)"
+# A development key pair made with the host's build; the container reads the public half only.
+node "$ROOT/bin/orders.js" auth keygen --out "$WORK/keys" >/dev/null || die "orders auth keygen failed"
+chmod 0644 "$WORK/keys/jwks.json"
+ISSUER="https://idp.smoke.test"
+token() { node "$ROOT/bin/orders.js" auth token --key "$WORK/keys/private.jwk" --iss "$ISSUER" --aud orders "$@"; }
+TOKEN="$(token --sub c-smoke --scope 'orders:read orders:write')" || die "orders auth token failed"
+AUTH=(-H "authorization: Bearer $TOKEN")
+start_app "$CONTAINER" -e PORT="$port" -e AUTH_ISSUER="$ISSUER" -e AUTH_AUDIENCE=orders \
+  -e AUTH_JWKS_URL=file:///keys/jwks.json -v "$WORK/keys/jwks.json:/keys/jwks.json:ro" "$IMAGE" serve --no-worker
 wait_ready "$CONTAINER" "$base/readyz"
 ok "/readyz 200"
 [[ "$(curl -fsS -m 5 "$base/healthz")" == *'"ok"'* ]] || die "/healthz"
 ok "/healthz 200"
 
-step "order round trip: POST /orders then GET /orders/{id}"
-body='{"customerId":"c-smoke","currency":"EUR","items":[{"sku":"SKU-1","quantity":2,"unitPrice":1999}]}'
-created="$(curl -sS -m 10 -X POST -H 'content-type: application/json' -H "idempotency-key: smoke-$$" \
+step "order round trip: POST /orders then GET /orders/{id}, with a bearer token"
+body='{"currency":"EUR","items":[{"sku":"SKU-1","quantity":2,"unitPrice":1999}]}'
+anonymous="$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
+  --data "$body" "$base/orders")" || die "POST /orders without a token failed"
+[ "$anonymous" = 401 ] || die "POST /orders without a token answered $anonymous, not 401"
+ok "401 without a token"
+created="$(curl -sS -m 10 -X POST "${AUTH[@]}" -H 'content-type: application/json' -H "idempotency-key: smoke-$$" \
   --data "$body" -w '\n%{http_code}' "$base/orders")" || die "POST /orders failed"
 status="$(tail -1 <<<"$created")"
 created="$(head -n -1 <<<"$created")"
 [ "$status" = 201 ] || die "POST /orders answered $status: $created"
-id="$(node -e 'const o=JSON.parse(process.argv[1]); if (o.total!==3998) process.exit(1); console.log(o.id)' "$created")" ||
+id="$(node -e 'const o=JSON.parse(process.argv[1]); if (o.total!==3998 || o.customerId!=="c-smoke") process.exit(1); console.log(o.id)' "$created")" ||
   die "unexpected order body: $created"
-ok "201, id $id, total 3998"
-fetched="$(curl -fsS -m 10 "$base/orders/$id")" || die "GET /orders/$id failed"
+ok "201, id $id, total 3998, customerId from the token"
+other="$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -H "authorization: Bearer $(token --sub c-other --scope orders:read)" "$base/orders/$id")"
+[ "$other" = 404 ] || die "another customer's token read the order: $other, not 404"
+ok "another customer's token gets 404"
+fetched="$(curl -fsS -m 10 "${AUTH[@]}" "$base/orders/$id")" || die "GET /orders/$id failed"
 node -e 'const [a,b]=process.argv.slice(1).map(JSON.parse); if (JSON.stringify(a)!==JSON.stringify(b)) process.exit(1)' \
   "$created" "$fetched" || die "GET body differs from the POST body: $fetched"
 ok "GET returns the same order"
@@ -284,13 +299,13 @@ curl -fsS -m 5 "http://127.0.0.1:$worker_port/healthz" >/dev/null || die "worker
 ok "worker /healthz and /metrics"
 processed=""
 for _ in $(seq 1 60); do
-  if [[ "$(curl -fsS -m 5 "$base/orders/$id/events" || true)" == *'"status":"processed"'* ]]; then
+  if [[ "$(curl -fsS -m 5 "${AUTH[@]}" "$base/orders/$id/events" || true)" == *'"status":"processed"'* ]]; then
     processed=1
     break
   fi
   sleep 0.5
 done
-[ -n "$processed" ] || die "the OrderCreated event was not processed within 30s: $(curl -sS -m 5 "$base/orders/$id/events")"
+[ -n "$processed" ] || die "the OrderCreated event was not processed within 30s: $(curl -sS -m 5 "${AUTH[@]}" "$base/orders/$id/events")"
 ok "OrderCreated processed"
 
 step "podman stop -t 30 (SIGTERM to PID 1) drains and exits 0"

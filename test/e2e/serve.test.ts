@@ -20,7 +20,11 @@ describe.skipIf(!server)(`orders serve on PostgreSQL (${server ? 'real server' :
 
   it('keeps /readyz at 503 until migrated; three concurrent `migrate up` all succeed', async () => {
     const port = await freePort();
-    const serve = spawnOrders(['serve', '--no-worker'], { DATABASE_URL: databaseUrl, PORT: String(port) });
+    const serve = spawnOrders(['serve', '--no-worker'], {
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      AUTH_MODE: 'none',
+    });
     try {
       await waitForHttp(`http://127.0.0.1:${port}/healthz`, { status: 200 });
       expect(await waitForHttp(`http://127.0.0.1:${port}/readyz`)).toBe(503);
@@ -49,6 +53,7 @@ describe.skipIf(!server)(`orders serve on PostgreSQL (${server ? 'real server' :
     const base = `http://127.0.0.1:${port}`;
     const serve = spawnOrders(['serve', '--port', String(port), '--no-worker'], {
       DATABASE_URL: databaseUrl,
+      AUTH_MODE: 'none',
       SHUTDOWN_DELAY_MS: '1000',
     });
     await waitForHttp(`${base}/readyz`, { status: 200 });

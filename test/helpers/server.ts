@@ -36,6 +36,8 @@ export async function startServe(
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+    // AUTH_MODE defaults to jwt once DATABASE_URL is set; tests that need tokens pass AUTH_*.
+    AUTH_MODE: 'none',
     ...env,
   });
   const base = `http://127.0.0.1:${port}`;

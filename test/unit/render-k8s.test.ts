@@ -32,6 +32,9 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const GOLDEN = join(ROOT, 'test/unit/golden/render-k8s.yaml');
 const IMAGE = 'registry.example.com/shop/orders:1.4.2';
 
+/** The pods get DATABASE_URL, so AUTH_MODE defaults to jwt: every render names its issuer and audience. */
+const AUTH = { AUTH_ISSUER: 'https://idp.example.com/', AUTH_AUDIENCE: 'orders' };
+
 /** The golden configuration; the credentials in it must never reach the output. */
 const GOLDEN_ENV = {
   K8S_IMAGE: IMAGE,
@@ -42,6 +45,7 @@ const GOLDEN_ENV = {
   DATABASE_URL: 'postgres://orders_service:s3cret@db.internal:5432/orders',
   MIGRATE_DATABASE_URL: 'postgres://orders_owner:0wn3r@db.internal:5432/orders',
   NATS_URL: 'nats://user:natspass@nats.internal:4222',
+  ...AUTH,
 };
 
 function render(env: Record<string, string | undefined> = GOLDEN_ENV, flags = {}) {
@@ -266,6 +270,8 @@ describe('render-k8s: production properties', () => {
   it('ConfigMap carries the non-secret variables, normalised, with the shutdown delay defaulting to 5000', () => {
     const data = find<k8sClient.V1ConfigMap>('ConfigMap', 'orders-config').data;
     expect(data).toEqual({
+      AUTH_AUDIENCE: 'orders',
+      AUTH_ISSUER: 'https://idp.example.com/',
       DB_POOL_MAX: '20',
       LOG_LEVEL: 'info',
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4318',
@@ -275,6 +281,7 @@ describe('render-k8s: production properties', () => {
       WORKER_PORT: '8081',
     });
     const config = loadK8sConfig({
+      ...AUTH,
       K8S_IMAGE: IMAGE,
       WORKER_ENABLED: 'yes',
       IDEMPOTENCY_TTL_HOURS: ' 0.50 ',
@@ -515,6 +522,7 @@ describe('render-k8s: production properties', () => {
       'TCP/4222',
       'TCP/4317',
       'TCP/4318',
+      'TCP/443',
     ]);
     for (const rule of np.spec!.ingress ?? []) expect(rule.ports?.length).toBeGreaterThan(0);
     for (const rule of np.spec!.egress ?? []) expect(rule.ports?.length).toBeGreaterThan(0);
@@ -631,8 +639,10 @@ describe('render-k8s: configuration', () => {
   });
 
   it('labels the version by tag, else by a digest prefix', () => {
-    expect(loadK8sConfig({ K8S_IMAGE: `orders@${DIGEST}` }).imageVersion).toBe('sha256-0123456789ab');
-    expect(loadK8sConfig({ K8S_IMAGE: `orders:${'v'.repeat(100)}` }).imageVersion).toHaveLength(63);
+    expect(loadK8sConfig({ ...AUTH, K8S_IMAGE: `orders@${DIGEST}` }).imageVersion).toBe(
+      'sha256-0123456789ab',
+    );
+    expect(loadK8sConfig({ ...AUTH, K8S_IMAGE: `orders:${'v'.repeat(100)}` }).imageVersion).toHaveLength(63);
   });
 
   it('reports every invalid variable at once, each naming the variable or flag and what it expects', () => {
@@ -640,6 +650,7 @@ describe('render-k8s: configuration', () => {
     try {
       loadK8sConfig(
         {
+          ...AUTH,
           K8S_IMAGE: 'orders:latest',
           K8S_NAMESPACE: 'Shop_EU',
           K8S_MIN_REPLICAS: '0',
@@ -684,7 +695,9 @@ describe('render-k8s: configuration', () => {
       /--namespace: expected[\s\S]*--image: "orders" has no tag/,
     );
     expect(() => loadK8sConfig({})).toThrow(/K8S_IMAGE \(or --image\): required/);
-    expect(() => loadK8sConfig({ K8S_IMAGE: 'orders:latest' }, { image: 'orders:1.0' })).not.toThrow();
+    expect(() =>
+      loadK8sConfig({ ...AUTH, K8S_IMAGE: 'orders:latest' }, { image: 'orders:1.0' }),
+    ).not.toThrow();
   });
 
   it('cross-checks replicas and backoff, and refuses an OTLP endpoint with credentials', () => {
@@ -699,8 +712,32 @@ describe('render-k8s: configuration', () => {
     ).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT: expected a URL without user or password/);
   });
 
+  it('requires the issuer and audience unless AUTH_MODE=none, and opens egress to the keys only with jwt', () => {
+    expect(() => loadK8sConfig({ K8S_IMAGE: IMAGE })).toThrow(
+      /AUTH_ISSUER: required[\s\S]*AUTH_AUDIENCE: required/,
+    );
+    expect(() => loadK8sConfig({ K8S_IMAGE: IMAGE, AUTH_MODE: 'jwt', AUTH_ISSUER: 'https://idp' })).toThrow(
+      /AUTH_AUDIENCE: required/,
+    );
+    const open = loadK8sConfig({ K8S_IMAGE: IMAGE, AUTH_MODE: 'none' });
+    expect(open.appEnv.AUTH_MODE).toBe('none');
+    expect(open.identityProviderPorts).toEqual([]);
+    const fromFile = loadK8sConfig({ ...AUTH, K8S_IMAGE: IMAGE, AUTH_JWKS_URL: 'file:///keys/jwks.json' });
+    expect(fromFile.identityProviderPorts).toEqual([]);
+    const custom = loadK8sConfig({
+      ...AUTH,
+      K8S_IMAGE: IMAGE,
+      AUTH_JWKS_URL: 'https://keys.example.com:8443/jwks',
+    });
+    expect(custom.identityProviderPorts).toEqual([8443]);
+    expect(() =>
+      loadK8sConfig({ ...AUTH, K8S_IMAGE: IMAGE, AUTH_JWKS_URL: 'https://u:p@keys.example.com/jwks' }),
+    ).toThrow(/AUTH_JWKS_URL: expected a URL without user or password/);
+  });
+
   it('treats empty variables as unset', () => {
     const config = loadK8sConfig({
+      ...AUTH,
       K8S_IMAGE: IMAGE,
       K8S_NAMESPACE: '',
       LOG_LEVEL: '',

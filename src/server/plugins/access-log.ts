@@ -38,6 +38,8 @@ export const accessLog = fp<{ metrics: Metrics; lifecycle: Lifecycle }>(
           url: request.url,
           statusCode: reply.statusCode,
           durationMs: Math.round(reply.elapsedTime * 100) / 100,
+          // The caller, never its token.
+          sub: request.principal?.subject,
         },
         'request completed',
       );

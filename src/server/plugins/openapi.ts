@@ -19,10 +19,26 @@ export const openApi = fp<{ idempotencyTtlHours: number }>(
             'Create and read orders. Errors are RFC 9457 problem+json with a stable `code`. ' +
             `Idempotency-Key records are kept for ${idempotencyTtlHours} hours (IDEMPOTENCY_TTL_HOURS).`,
         },
+        servers: [{ url: 'http://localhost:8080', description: 'Local development (`npx orders serve`)' }],
         tags: [
           { name: 'orders', description: 'Orders and their events' },
           { name: 'operations', description: 'Health, readiness and metrics' },
         ],
+        components: {
+          securitySchemes: {
+            bearerAuth: {
+              type: 'http',
+              scheme: 'bearer',
+              bearerFormat: 'JWT',
+              description:
+                'An RFC 9068 access token from the identity provider (AUTH_ISSUER), for the audience ' +
+                'AUTH_AUDIENCE, signed with RS256, PS256, ES256 or EdDSA. Scopes (`scope` or `scp`): ' +
+                "orders:read (one's own orders), orders:write (create and cancel one's own), " +
+                'orders:fulfil (read any order, ship), orders:admin (everything, any customer). ' +
+                'Not required when the service runs with AUTH_MODE=none.',
+            },
+          },
+        },
       },
       transform: jsonSchemaTransform,
       transformObject: (doc) => addResponseHeaders(jsonSchemaTransformObject(doc)),
@@ -51,6 +67,12 @@ function addResponseHeaders<T>(document: T): T {
             "The caller's X-Request-Id when it is 1–128 visible ASCII characters, else a new one",
           ),
         };
+        if (status === '401' || status === '403') {
+          headers['WWW-Authenticate'] = header(
+            'RFC 6750 challenge: `Bearer realm="orders"`, with `error="invalid_token"` for a token that fails ' +
+              'verification, or `error="insufficient_scope", scope="…"` for a missing scope',
+          );
+        }
         if (status === '409' || status === '503') {
           headers['Retry-After'] = header('Seconds to wait before retrying', { type: 'integer', minimum: 0 });
         }

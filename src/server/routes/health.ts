@@ -13,7 +13,9 @@ export const healthRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     {
       schema: {
         tags: ['operations'],
+        security: [],
         summary: 'Liveness: the process runs (touches no dependency)',
+        operationId: 'getHealth',
         response: { 200: { description: 'Alive', content: { 'application/json': { schema: Status } } } },
       },
     },
@@ -25,7 +27,9 @@ export const healthRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     {
       schema: {
         tags: ['operations'],
+        security: [],
         summary: 'Readiness: the database answers and the schema is current; 503 from shutdown on',
+        operationId: 'getReadiness',
         response: {
           200: { description: 'Ready', content: { 'application/json': { schema: Status } } },
           ...problemResponses(503),
@@ -48,7 +52,9 @@ export const healthRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     {
       schema: {
         tags: ['operations'],
+        security: [],
         summary: 'Prometheus metrics (text exposition format)',
+        operationId: 'getMetrics',
         response: {
           200: {
             description: 'Metrics',

@@ -1,13 +1,16 @@
+import type { FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { authorize, idempotencyScope, OPERATION_SCOPES, type Operation } from '../../auth/policy.js';
 import { OrderEvents } from '../../messaging/events.js';
 import { parseIdempotencyKey, requestFingerprint } from '../../orders/idempotency.js';
 import { Order, OrderIdParams, OrderInput } from '../../orders/schemas.js';
-import type { CreateOrderResult } from '../../orders/service.js';
+import type { CreateOrderResult, Visibility } from '../../orders/service.js';
 import { AppError } from '../../platform/errors.js';
 import { JSON_CONTENT_TYPE } from '../../platform/problem.js';
 import { currentTraceCarrier, disabledTelemetry } from '../../platform/telemetry.js';
 import type { AppDeps } from '../app.js';
+import { createAuthentication } from '../plugins/authentication.js';
 import { problemResponses, sendRaw } from '../problem.js';
 
 const IS_JSON = /^application\/json\s*(;|$)/i;
@@ -25,8 +28,39 @@ const IdempotencyHeaders = z.looseObject({
     }),
 });
 
+/** The body's JSON type is checked before it is parsed: anything else is refused with 415. */
+const requireJson: onRequestHookHandler = (request, _reply, done) => {
+  const type = request.headers['content-type'];
+  if (typeof type !== 'string' || !IS_JSON.test(type)) {
+    done(
+      new AppError('unsupported_media_type', 'Send the body as JSON with Content-Type: application/json.'),
+    );
+    return;
+  }
+  done();
+};
+
+/** The ownership decision for a request (scopes were checked by the authentication hook). */
+function decide(request: FastifyRequest, operation: Operation, requestedCustomerId?: string): Visibility {
+  const decision = authorize(request.principal, operation, requestedCustomerId);
+  if (decision.allowed) return decision;
+  if (decision.reason === 'other_customer') {
+    throw new AppError(
+      'forbidden',
+      "A customer's token acts only for that customer: leave customerId out or use your own.",
+    );
+  }
+  throw new AppError('forbidden', `This operation needs the scope ${decision.scope}.`);
+}
+
 export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const telemetry = deps.telemetry ?? disabledTelemetry();
+  const auth = deps.auth ?? createAuthentication({ verifier: undefined, metrics: deps.metrics });
+  // The document always describes the secured API (AUTH_MODE=none is for development, or behind
+  // a gateway that authenticates): the scopes that allow each operation, any one of them.
+  const secured = (scopes: readonly string[]) => ({
+    security: scopes.map((scope) => ({ bearerAuth: [scope] })),
+  });
 
   app.post(
     '/orders',
@@ -34,33 +68,38 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
       schema: {
         tags: ['orders'],
         summary: 'Create an order',
+        operationId: 'createOrder',
+        ...secured(OPERATION_SCOPES.create),
         headers: IdempotencyHeaders,
         body: OrderInput,
         response: {
           201: { description: 'Created (or replayed)', content: { 'application/json': { schema: Order } } },
-          ...problemResponses(400, 409, 413, 415, 422, 500, 503, 504),
+          ...problemResponses(400, 401, 403, 408, 409, 413, 415, 422, 500, 503, 504),
         },
       },
-      // Before the body is parsed: a body that is not declared as JSON is refused with 415.
-      onRequest: async (request) => {
-        const type = request.headers['content-type'];
-        if (typeof type !== 'string' || !IS_JSON.test(type)) {
-          throw new AppError(
-            'unsupported_media_type',
-            'Send the body as JSON with Content-Type: application/json.',
-          );
-        }
-      },
+      // Both before the body is read: who is asking, then whether the body is declared as JSON.
+      onRequest: [...auth.hooks('create'), requireJson],
     },
     async (request, reply) => {
+      const { customerId } = decide(request, 'create', request.body.customerId);
+      if (customerId === null) {
+        throw new AppError('validation_failed', 'The request body is invalid.', {
+          errors: [{ path: '/customerId', message: 'is required (name the customer the order is for)' }],
+        });
+      }
       const key = parseIdempotencyKey(request.headers['idempotency-key']);
       let result: CreateOrderResult;
       try {
         result = await deps.orders.create(
           {
             input: request.body,
+            customerId,
             idempotency: key
-              ? { key, fingerprint: requestFingerprint('POST', '/orders', request.body) }
+              ? {
+                  key,
+                  fingerprint: requestFingerprint('POST', '/orders', request.body),
+                  scope: idempotencyScope(request.principal),
+                }
               : undefined,
             traceContext: currentTraceCarrier(telemetry, request.headers.traceparent),
           },
@@ -93,15 +132,20 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
       schema: {
         tags: ['orders'],
         summary: 'Get an order',
+        operationId: 'getOrder',
+        ...secured(OPERATION_SCOPES.read),
         params: OrderIdParams,
         response: {
           200: { description: 'The order', content: { 'application/json': { schema: Order } } },
-          ...problemResponses(400, 404, 500, 503, 504),
+          ...problemResponses(400, 401, 403, 404, 500, 503, 504),
         },
       },
+      onRequest: auth.hooks('read'),
     },
     async (request, reply) => {
-      const order = await deps.orders.get(request.params.id, { signal: request.cancellation });
+      const order = await deps.orders.get(request.params.id, decide(request, 'read'), {
+        signal: request.cancellation,
+      });
       return sendRaw(reply, 200, JSON_CONTENT_TYPE, JSON.stringify(order));
     },
   );
@@ -112,15 +156,20 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
       schema: {
         tags: ['orders'],
         summary: "List an order's events and their delivery state",
+        operationId: 'listOrderEvents',
+        ...secured(OPERATION_SCOPES.read),
         params: OrderIdParams,
         response: {
           200: { description: 'The events', content: { 'application/json': { schema: OrderEvents } } },
-          ...problemResponses(400, 404, 500, 503, 504),
+          ...problemResponses(400, 401, 403, 404, 500, 503, 504),
         },
       },
+      onRequest: auth.hooks('read'),
     },
     async (request, reply) => {
-      const events = await deps.orders.listEvents(request.params.id, { signal: request.cancellation });
+      const events = await deps.orders.listEvents(request.params.id, decide(request, 'read'), {
+        signal: request.cancellation,
+      });
       return sendRaw(reply, 200, JSON_CONTENT_TYPE, JSON.stringify({ events }));
     },
   );
