@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort, runOrders } from '../helpers/process.js';
 
@@ -38,6 +41,28 @@ describe('orders CLI', () => {
     expect(r.code).toBe(2);
     for (const name of ['PORT', 'DB_POOL_MAX', 'DATABASE_URL']) expect(r.stderr).toContain(name);
     expect(r.stderr + r.stdout).not.toContain('hunter2');
+  });
+
+  it('never falls back to the embedded database: an empty DATABASE_URL, or none in production, exits 2', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'orders-no-fallback-'));
+    try {
+      const empty = await runOrders(['serve', '--port', String(await freePort())], {
+        DATABASE_URL: '',
+        ORDERS_DATA_DIR: dataDir,
+      });
+      expect(empty.code).toBe(2);
+      expect(empty.stderr).toMatch(/DATABASE_URL: set but empty/);
+      const production = await runOrders(['serve', '--port', String(await freePort())], {
+        NODE_ENV: 'production',
+        ORDERS_DATA_DIR: dataDir,
+      });
+      expect(production.code).toBe(2);
+      expect(production.stderr).toMatch(/DATABASE_URL is not set and NODE_ENV=production/);
+      // Nothing was started: no embedded database files were written.
+      expect(readdirSync(dataDir)).toEqual([]);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('refuses worker and migrate without a database URL (exit 2)', async () => {
