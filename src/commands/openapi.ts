@@ -19,7 +19,13 @@ export async function buildOpenApiDocument(idempotencyTtlHours: number): Promise
   const unused = () => Promise.reject(new Error('no database while rendering the OpenAPI document'));
   const app = await buildApp({
     logger: createLogger('silent'),
-    orders: { create: unused, get: unused, listEvents: unused } as OrdersService,
+    orders: {
+      create: unused,
+      get: unused,
+      listEvents: unused,
+      command: unused,
+      list: unused,
+    } as OrdersService,
     metrics: createMetrics({ defaultMetrics: false }),
     lifecycle: { shuttingDown: false, draining: false },
     readiness: async () => false,

@@ -47,18 +47,47 @@ const FIND_KEY_SQL = `
 SELECT fingerprint, status_code, response_headers, response_body
 FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at > now()`;
 
-const GET_ORDER_SQL = `
-SELECT o.id, o.customer_id, o.status, o.currency, o.total, o.created_at,
+/**
+ * The columns every read of an order selects (alias `o`), mapped by toOrder. `updated_at` is
+ * NULL until the first change (rows written before the lifecycle columns existed, and new ones).
+ */
+export const ORDER_COLUMNS = `o.id, o.customer_id, o.status, o.currency, o.total, o.created_at,
+       o.version, COALESCE(o.updated_at, o.created_at) AS updated_at, o.stock, o.payment,
+       o.cancellation_reason,
        (SELECT json_agg(json_build_array(i.sku, i.quantity, i.unit_price) ORDER BY i.line_no)
-        FROM order_items i WHERE i.order_id = o.id) AS items
+        FROM order_items i WHERE i.order_id = o.id) AS items`;
+
+const GET_ORDER_SQL = `
+SELECT ${ORDER_COLUMNS}
 FROM orders o WHERE o.id = $1 AND ($2::text IS NULL OR o.customer_id = $2)`;
 
+/**
+ * What the order published (the outbox) and what it consumed (the inbox, by its order_id index),
+ * in time order, a consumed event before what it caused (both carry the transaction's time, to
+ * the millisecond; 'inbound' sorts first). Only the order's rows are read, by index.
+ */
 const LIST_EVENTS_SQL = `
-SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1 AND ($2::text IS NULL OR customer_id = $2)) AS order_exists,
+WITH visible AS (
+  SELECT id FROM orders WHERE id = $1 AND ($2::text IS NULL OR customer_id = $2)
+), events AS (
+  SELECT e.id::text AS id, e.type, 'outbound' AS direction, e.status, e.attempts,
+         e.created_at, e.processed_at
+  FROM outbox_events e JOIN visible v ON e.aggregate_id = v.id
+  UNION ALL
+  SELECT m.id, m.type, 'inbound', m.status, 1, date_trunc('milliseconds', m.received_at), m.processed_at
+  FROM inbox_messages m JOIN visible v ON m.order_id = v.id
+)
+SELECT EXISTS (SELECT 1 FROM visible) AS order_exists,
        COALESCE((SELECT json_agg(json_build_object(
-           'id', e.id, 'type', e.type, 'status', e.status, 'attempts', e.attempts,
-           'createdAt', e.created_at, 'processedAt', e.processed_at) ORDER BY e.created_at, e.id)
-         FROM outbox_events e WHERE e.aggregate_id = $1), '[]'::json) AS events`;
+           'id', e.id, 'type', e.type, 'direction', e.direction, 'status', e.status,
+           'attempts', e.attempts, 'createdAt', e.created_at, 'processedAt', e.processed_at)
+           ORDER BY e.created_at, e.direction, e.id)
+         FROM events e), '[]'::json) AS events`;
+
+/** Whose orders an operation may see: one customer's, or (null) everyone's. */
+export interface Visibility {
+  customerId: string | null;
+}
 
 /** lock_not_available: lock_timeout ran out waiting for a row or index entry. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -157,17 +186,33 @@ export async function findOrder(
   customerId: string | null,
   options: QueryOptions = {},
 ): Promise<Order | undefined> {
-  const result = await db.query<{
-    id: string;
-    customer_id: string;
-    status: Order['status'];
-    currency: string;
-    total: number;
-    created_at: Date;
-    items: [string, number, number][] | null;
-  }>({ name: 'orders.get', text: GET_ORDER_SQL }, [id, customerId], options);
+  const result = await db.query<OrderRow>(
+    { name: 'orders.get', text: GET_ORDER_SQL },
+    [id, customerId],
+    options,
+  );
   const row = result.rows[0];
-  if (!row) return undefined;
+  return row ? toOrder(row) : undefined;
+}
+
+/** A row of ORDER_COLUMNS. */
+export interface OrderRow {
+  id: string;
+  customer_id: string;
+  status: Order['status'];
+  currency: string;
+  total: number;
+  created_at: Date;
+  version: number;
+  updated_at: Date;
+  stock: Order['stock'];
+  payment: Order['payment'];
+  cancellation_reason: Order['cancellationReason'];
+  items: [string, number, number][] | null;
+}
+
+/** The order's wire shape from its row; the key order is the body's. */
+export function toOrder(row: OrderRow): Order {
   return {
     id: row.id,
     customerId: row.customer_id,
@@ -180,6 +225,11 @@ export async function findOrder(
     })),
     total: row.total,
     createdAt: row.created_at.toISOString(),
+    version: row.version,
+    updatedAt: row.updated_at.toISOString(),
+    stock: row.stock,
+    payment: row.payment,
+    cancellationReason: row.cancellation_reason,
   };
 }
 

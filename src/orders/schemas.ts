@@ -3,6 +3,7 @@
  * typing and the OpenAPI document.
  */
 import { z } from 'zod';
+import { CANCELLATION_REASONS, ORDER_STATUSES, PAYMENT_STATES, STOCK_STATES } from './lifecycle.js';
 
 export const MAX_UNIT_PRICE = 1_000_000_000_000;
 export const MAX_QUANTITY = 10_000;
@@ -54,8 +55,12 @@ export const OrderInput = z
   .meta({ id: 'CreateOrder' });
 export type OrderInput = z.infer<typeof OrderInput>;
 
-export const OrderStatus = z.enum(['pending', 'confirmed', 'cancelled']);
+export const OrderStatus = z.enum(ORDER_STATUSES);
 
+/**
+ * The order as every read, the 201 and every published event's `data` carry it (one
+ * serialisation; the key order here is the wire's).
+ */
 export const Order = z
   .object({
     id: z.uuid(),
@@ -65,6 +70,19 @@ export const Order = z
     items: z.array(OrderItem),
     total: z.int().meta({ description: 'Sum of quantity × unitPrice, in minor units' }),
     createdAt: z.iso.datetime(),
+    version: z.int().min(1).meta({
+      description: 'Raised by one with every change; the ETag (`"<version>"`) and If-Match name it',
+      example: 1,
+    }),
+    updatedAt: z.iso.datetime().meta({ description: 'The last change (createdAt until the first)' }),
+    stock: z.enum(STOCK_STATES).meta({ description: "Catalog's answer: StockReserved or StockRejected" }),
+    payment: z
+      .enum(PAYMENT_STATES)
+      .meta({ description: "Payments' answer: PaymentCaptured or PaymentFailed" }),
+    cancellationReason: z
+      .enum(CANCELLATION_REASONS)
+      .nullable()
+      .meta({ description: 'Why a cancelled order was cancelled; null otherwise' }),
   })
   .meta({ id: 'Order' });
 export type Order = z.infer<typeof Order>;

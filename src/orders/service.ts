@@ -1,21 +1,26 @@
 /**
  * Orders: the domain rules behind the API. Building an order and its 201 response, the
- * idempotency decisions (create, replay, refuse a reused key, ask to retry a key in use) and the
- * AppErrors the API turns into problems. The SQL lives in repository.ts.
+ * idempotency decisions (create, replay, refuse a reused key, ask to retry a key in use), the
+ * commands (cancel, ship: one transaction each, transitions.ts), the listing (listing.ts) and the
+ * AppErrors the API turns into problems. The SQL lives in repository.ts, transitions.ts and listing.ts.
  */
 import type { OrderEvent } from '../messaging/events.js';
-import type { Queryable, QueryOptions } from '../platform/db.js';
+import type { QueryOptions, Transactional } from '../platform/db.js';
 import { AppError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/uuid.js';
 import type { StoredResponse } from './idempotency.js';
+import type { OrderStatus } from './lifecycle.js';
+import { type ListQuery, listOrders, type OrderPage } from './listing.js';
 import {
   findIdempotencyRecord,
   findOrder,
   findOrderEvents,
   insertOrder,
   type OrderWrite,
+  type Visibility,
 } from './repository.js';
 import { type Order, type OrderInput, orderTotal } from './schemas.js';
+import { type IfMatch, transitionOrder } from './transitions.js';
 
 export type CreateOrderResult =
   | { kind: 'created'; order: Order; eventId: string; response: StoredResponse }
@@ -29,13 +34,31 @@ export interface CreateOrderCommand {
   traceContext?: Record<string, string> | undefined;
 }
 
-/** Whose orders an operation may see: one customer's, or (null) everyone's. */
-export interface Visibility {
-  customerId: string | null;
+export type { Visibility } from './repository.js';
+
+/** A caller's command on an order (cancel, ship). */
+export interface OrderCommand {
+  kind: 'cancel' | 'ship';
+  orderId: string;
+  visibleTo: Visibility;
+  ifMatch?: IfMatch | undefined;
+  traceContext?: Record<string, string> | undefined;
+}
+
+export interface OrderCommandResult {
+  /** The order as it is after the command (changed or not). */
+  order: Order;
+  /** The status move the command made, if any (counted after commit). */
+  statusChange: { from: OrderStatus; to: OrderStatus } | null;
+}
+
+/** The strong entity tag of an order's version: `"<version>"`. */
+export function orderETag(order: Pick<Order, 'version'>): string {
+  return `"${order.version}"`;
 }
 
 export interface OrdersServiceOptions {
-  db: Queryable;
+  db: Transactional;
   idempotencyTtlHours: number;
   /** Called after an order's transaction committed (wakes the in-process worker). */
   onEventCommitted?: (eventId: string) => void;
@@ -59,10 +82,20 @@ export function createOrdersService(options: OrdersServiceOptions) {
       items: input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitPrice: i.unitPrice })),
       total: orderTotal(input.items),
       createdAt: now.toISOString(),
+      version: 1,
+      updatedAt: now.toISOString(),
+      stock: 'pending',
+      payment: 'pending',
+      cancellationReason: null,
     };
+    // Stored with the key: a replay carries the ETag too.
     const response: StoredResponse = {
       statusCode: 201,
-      headers: { 'content-type': 'application/json; charset=utf-8', location: `/orders/${order.id}` },
+      headers: {
+        'content-type': 'application/json; charset=utf-8',
+        location: `/orders/${order.id}`,
+        etag: orderETag(order),
+      },
       body: JSON.stringify(order),
     };
     const eventId = uuidv7(now.getTime());
@@ -120,7 +153,52 @@ export function createOrdersService(options: OrdersServiceOptions) {
     return events;
   }
 
-  return { create, get, listEvents };
+  /**
+   * Cancel or ship, in one transaction: lock, If-Match, the state machine, the change and its
+   * events. The worker is woken for each event once the transaction committed.
+   */
+  async function command(cmd: OrderCommand, queryOptions: QueryOptions = {}): Promise<OrderCommandResult> {
+    const result = await db.transaction(
+      (tx) =>
+        transitionOrder(
+          tx,
+          {
+            orderId: cmd.orderId,
+            input: { kind: cmd.kind },
+            visibleTo: cmd.visibleTo,
+            ifMatch: cmd.ifMatch,
+            traceContext: cmd.traceContext,
+          },
+          queryOptions,
+        ),
+      queryOptions,
+    );
+    switch (result.outcome) {
+      case 'changed':
+        for (const id of result.eventIds) options.onEventCommitted?.(id);
+        return { order: result.order, statusChange: result.statusChange };
+      case 'unchanged':
+        return { order: result.order, statusChange: null };
+      case 'refused':
+        throw new AppError('invalid_transition', result.detail);
+      case 'precondition_failed':
+        throw new AppError(
+          'precondition_failed',
+          `If-Match does not name the order's current version (${orderETag(result.order)}). Read it again.`,
+        );
+      case 'rejected':
+        throw new Error(`a command was rejected by a check it does not have: ${result.reason}`);
+      case 'not_found':
+        throw orderNotFound(cmd.orderId);
+    }
+  }
+
+  /** A page of orders, newest first (the caller decided `query.customerId` from visibility). */
+  function list(query: ListQuery, queryOptions: QueryOptions = {}): Promise<OrderPage> {
+    return listOrders(db, query, queryOptions);
+  }
+
+  return { create, get, listEvents, command, list };
 }
 
 export type OrdersService = ReturnType<typeof createOrdersService>;

@@ -38,7 +38,17 @@ export interface PoolStats {
   max: number;
 }
 
-export interface Db extends Queryable {
+/** A Queryable that can also run a transaction (the pool). */
+export interface Transactional extends Queryable {
+  /**
+   * `fn` between BEGIN and COMMIT on one client. Any error rolls back before the client returns
+   * to the pool; one whose connection broke, signal fired or ROLLBACK failed is discarded: no
+   * session inside an aborted transaction is ever handed out again.
+   */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: QueryOptions): Promise<T>;
+}
+
+export interface Db extends Transactional {
   stats(): PoolStats;
   close(): Promise<void>;
 }
@@ -122,7 +132,10 @@ export function createDb(options: DbOptions): Db {
     );
   };
 
-  async function withClient<T>(signal: AbortSignal | undefined, fn: (client: pg.PoolClient) => Promise<T>) {
+  async function withClient<T>(
+    signal: AbortSignal | undefined,
+    fn: (client: pg.PoolClient, markBroken: () => void) => Promise<T>,
+  ) {
     throwIfAborted(signal);
     let client: pg.PoolClient;
     try {
@@ -139,11 +152,13 @@ export function createDb(options: DbOptions): Db {
     client.on('error', ignoreClientError);
     let discard = false;
     try {
-      return await fn(client);
+      return await fn(client, () => {
+        discard = true;
+      });
     } catch (error) {
       // Only a broken connection is thrown away: a lost race (deadlock, lock timeout,
       // serialization failure) leaves a healthy session that the pool can hand out again.
-      discard = signal?.aborted === true || isBrokenConnection(error);
+      discard ||= signal?.aborted === true || isBrokenConnection(error);
       throw error;
     } finally {
       client.off('error', ignoreClientError);
@@ -154,6 +169,28 @@ export function createDb(options: DbOptions): Db {
   const db: Db = {
     query(text, values, queryOptions) {
       return withClient(queryOptions?.signal, (client) => exec(client, text, values, queryOptions?.signal));
+    },
+    transaction(fn, txOptions) {
+      const signal = txOptions?.signal;
+      return withClient(signal, async (client, markBroken) => {
+        const tx: Queryable = {
+          query: (text, values, queryOptions) => exec(client, text, values, queryOptions?.signal ?? signal),
+        };
+        await exec(client, 'BEGIN', undefined, signal);
+        try {
+          const result = await fn(tx);
+          await exec(client, 'COMMIT', undefined, signal);
+          return result;
+        } catch (error) {
+          // A broken connection or a fired signal discards the client (the server rolls back
+          // when the session ends); otherwise roll back here, and discard the client if even
+          // that fails: it must not return to the pool inside an aborted transaction.
+          if (!signal?.aborted && !isBrokenConnection(error)) {
+            await exec(client, 'ROLLBACK', undefined, undefined).catch(markBroken);
+          }
+          throw error;
+        }
+      });
     },
     stats() {
       return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.max };

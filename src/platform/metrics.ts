@@ -28,6 +28,12 @@ export function createMetrics(options: { prefix?: string; defaultMetrics?: boole
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
+  const statusTransitions = new Counter({
+    name: 'orders_status_transitions_total',
+    help: 'Order status changes, by the status before and after (counted after commit; commands and consumed events)',
+    labelNames: ['from', 'to'] as const,
+    registers: [registry],
+  });
   const authFailures = new Counter({
     name: 'orders_auth_failures_total',
     help: 'Requests refused by authentication or authorization, by reason (missing, invalid, expired, insufficient_scope, jwks_unavailable)',
@@ -37,6 +43,12 @@ export function createMetrics(options: { prefix?: string; defaultMetrics?: boole
   const eventsHandled = new Counter({
     name: 'orders_events_handled_total',
     help: 'Outbox events handled by the worker, by type and outcome (processed, retried, dead)',
+    labelNames: ['type', 'outcome'] as const,
+    registers: [registry],
+  });
+  const inboundEvents = new Counter({
+    name: 'orders_inbound_events_total',
+    help: 'Consumed events (Catalog, Payments), by type and outcome (applied, unchanged, duplicate, dead, retried)',
     labelNames: ['type', 'outcome'] as const,
     registers: [registry],
   });
@@ -53,8 +65,10 @@ export function createMetrics(options: { prefix?: string; defaultMetrics?: boole
     httpRequestDuration,
     ordersCreated,
     idempotency,
+    statusTransitions,
     authFailures,
     eventsHandled,
+    inboundEvents,
     eventDeliveryLag,
     /** Pool gauges read the pool at scrape time. */
     trackPool(stats: () => PoolStats) {

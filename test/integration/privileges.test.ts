@@ -34,7 +34,10 @@ import { createFastTestWorker, waitForEventStatus } from '../helpers/worker.js';
  * app starts writing belongs here, with its grant in the migration that creates it.
  */
 const PRIVILEGE_TABLE: Record<string, { table: string[]; update?: string[] }> = {
-  orders: { table: ['INSERT', 'SELECT'] },
+  orders: {
+    table: ['INSERT', 'SELECT'],
+    update: ['cancellation_reason', 'payment', 'status', 'stock', 'updated_at', 'version'],
+  },
   order_items: { table: ['INSERT', 'SELECT'] },
   outbox_events: {
     table: ['DELETE', 'INSERT', 'SELECT'],
@@ -46,6 +49,10 @@ const PRIVILEGE_TABLE: Record<string, { table: string[]; update?: string[] }> = 
     update: ['created_at', 'expires_at', 'fingerprint', 'response_body', 'response_headers', 'status_code'],
   },
   pgmigrations: { table: ['SELECT'] },
+  inbox_messages: {
+    table: ['DELETE', 'INSERT', 'SELECT'],
+    update: ['order_id', 'processed_at', 'reason', 'status', 'type'],
+  },
 };
 
 /** The session defaults every login role but the migrating one gets in the service's database. */
@@ -163,7 +170,10 @@ describe.skipIf(!serverUrl())(`as the app's login role on a real server (${NEEDS
     // A table the owner creates after the migrations, as a later migration would.
     await ownerClient.query('CREATE TABLE IF NOT EXISTS created_later (id int PRIMARY KEY)');
     const refused = [
-      'UPDATE orders SET status = status',
+      'UPDATE orders SET total = total',
+      'UPDATE orders SET customer_id = customer_id',
+      'UPDATE inbox_messages SET body = body',
+      'UPDATE inbox_messages SET id = id',
       'DELETE FROM orders',
       'UPDATE order_items SET quantity = quantity',
       'DELETE FROM order_items',
@@ -217,7 +227,6 @@ describe.skipIf(!serverUrl())(`as the app's login role on a real server (${NEEDS
     if (plain.kind !== 'created') throw new Error('expected a new order');
     expect((await orders.get(plain.order.id, everyone)).id).toBe(plain.order.id);
     expect(await orders.listEvents(plain.order.id, everyone)).toHaveLength(1);
-
     // The worker's statements: claim, complete with a notification, fail (retry), release,
     // fail (dead), then the operator's list and retry, and the gauges.
     const workerId = 'w-privileges';
@@ -260,7 +269,18 @@ describe.skipIf(!serverUrl())(`as the app's login role on a real server (${NEEDS
       batchSize: 100,
       intervalMs: 0,
     });
-    expect(await housekeeper.runOnce()).toEqual({ events: 1, idempotencyKeys: 2 });
+    expect(await housekeeper.runOnce()).toEqual({ events: 1, inbox: 0, idempotencyKeys: 2 });
+
+    // The lifecycle: a command (lock, update, outbox insert) and a page of the list.
+    const cancelled = await orders.command({ kind: 'cancel', orderId: plain.order.id, visibleTo: everyone });
+    expect(cancelled.order).toMatchObject({ status: 'cancelled', version: 2 });
+    const page = await orders.list({
+      customerId: order.customerId,
+      status: undefined,
+      limit: 2,
+      after: undefined,
+    });
+    expect(page.orders).toHaveLength(2);
 
     // Readiness.
     expect(await isSchemaCurrent(appDb)).toBe(true);

@@ -4,13 +4,14 @@
  * says how it is authenticated, the /orders operations list their scopes and describe 401 and 403.
  */
 import { describe, expect, it } from 'vitest';
-import { OPERATION_SCOPES } from '../../src/auth/policy.js';
+import { OPERATION_SCOPES, type Operation as PolicyOperation } from '../../src/auth/policy.js';
 import { buildOpenApiDocument } from '../../src/commands/openapi.js';
 
 type Operation = {
   operationId?: string;
   security?: Record<string, string[]>[];
   responses: Record<string, { headers?: Record<string, unknown> }>;
+  requestBody?: { required?: boolean };
 };
 type Document = {
   servers?: { url: string }[];
@@ -19,6 +20,16 @@ type Document = {
 };
 
 const doc = (await buildOpenApiDocument(24)) as Document;
+
+/** Every /orders operation and the policy operation whose scopes it lists. */
+const EXPECTED_OPERATION: Record<string, PolicyOperation> = {
+  createOrder: 'create',
+  getOrder: 'read',
+  listOrderEvents: 'read',
+  listOrders: 'list',
+  cancelOrder: 'cancel',
+  shipOrder: 'ship',
+};
 const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
   Object.entries(methods).map(([method, operation]) => ({ path, method, operation })),
 );
@@ -45,17 +56,36 @@ describe('OpenAPI security', () => {
   });
 
   it('opens health, readiness and metrics (security: []) and secures every /orders operation with its scopes', () => {
-    for (const { path, operation } of operations) {
+    for (const { path, method, operation } of operations) {
       if (!path.startsWith('/orders')) {
         expect(operation.security).toEqual([]);
         continue;
       }
       const scopes = operation.security!.flatMap((requirement) => requirement.bearerAuth ?? []);
-      const expected = path === '/orders' ? OPERATION_SCOPES.create : OPERATION_SCOPES.read;
-      expect(scopes).toEqual([...expected]);
+      const expected = EXPECTED_OPERATION[operation.operationId ?? ''];
+      expect(expected, `${method} ${path}: an /orders operation missing from the table`).toBeDefined();
+      expect(scopes, operation.operationId).toEqual([...OPERATION_SCOPES[expected!]]);
       for (const status of ['401', '403']) {
         expect(operation.responses[status]?.headers?.['WWW-Authenticate'], `${path} ${status}`).toBeDefined();
       }
     }
+  });
+
+  it('lists every /orders operation with the answers the contract gives it', () => {
+    const ids = operations.filter((o) => o.path.startsWith('/orders')).map((o) => o.operation.operationId);
+    expect(ids.sort()).toEqual(Object.keys(EXPECTED_OPERATION).sort());
+    const byId = Object.fromEntries(operations.map((o) => [o.operation.operationId, o.operation]));
+    const statuses = (id: string) => Object.keys(byId[id]!.responses);
+    for (const id of ['cancelOrder', 'shipOrder']) {
+      expect(statuses(id)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404', '409', '412']));
+      expect(byId[id]!.responses['200']?.headers?.ETag, id).toBeDefined();
+      expect(byId[id]!.requestBody?.required, `${id}: the body is optional`).toBe(false);
+    }
+    expect(statuses('getOrder')).toEqual(expect.arrayContaining(['200', '304', '404']));
+    expect(byId.getOrder!.responses['200']?.headers?.ETag).toBeDefined();
+    expect(byId.getOrder!.responses['304']?.headers?.ETag).toBeDefined();
+    expect(byId.createOrder!.responses['201']?.headers?.ETag).toBeDefined();
+    expect(statuses('listOrders')).toEqual(expect.arrayContaining(['200', '400', '401', '403']));
+    expect(byId.listOrders!.responses['200']?.headers?.Link).toBeDefined();
   });
 });

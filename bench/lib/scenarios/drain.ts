@@ -46,6 +46,7 @@ export interface SkippedRun {
  */
 export function backlogPayload(): OrderCreatedPayload {
   const order = benchOrder(0);
+  const createdAt = new Date().toISOString();
   const payload: OrderCreatedPayload = {
     id: randomUUID(),
     customerId: order.customerId,
@@ -53,7 +54,12 @@ export function backlogPayload(): OrderCreatedPayload {
     currency: order.currency,
     items: order.items,
     total: orderTotal(order.items),
-    createdAt: new Date().toISOString(),
+    createdAt,
+    version: 1,
+    updatedAt: createdAt,
+    stock: 'pending',
+    payment: 'pending',
+    cancellationReason: null,
   };
   return PUBLISHED_EVENTS[ORDER_CREATED].parse(payload);
 }

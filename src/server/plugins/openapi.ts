@@ -16,7 +16,7 @@ export const openApi = fp<{ idempotencyTtlHours: number }>(
           title: 'Orders API',
           version: '1.0.0',
           description:
-            'Create and read orders. Errors are RFC 9457 problem+json with a stable `code`. ' +
+            'Create, read, list, cancel and ship orders. Errors are RFC 9457 problem+json with a stable `code`. ' +
             `Idempotency-Key records are kept for ${idempotencyTtlHours} hours (IDEMPOTENCY_TTL_HOURS).`,
         },
         servers: [{ url: 'http://localhost:8080', description: 'Local development (`npx orders serve`)' }],
@@ -48,19 +48,36 @@ export const openApi = fp<{ idempotencyTtlHours: number }>(
 );
 
 type Doc = {
-  paths?: Record<string, Record<string, { responses?: Record<string, Record<string, unknown>> }>>;
+  paths?: Record<
+    string,
+    Record<
+      string,
+      { responses?: Record<string, Record<string, unknown>>; requestBody?: { required?: boolean } }
+    >
+  >;
 };
+
+/** The commands: they take no body, an empty one or `{}` (swagger marks every declared body required). */
+const COMMAND_PATH = /^\/orders\/\{id\}\/(cancel|ship)$/;
 
 const header = (description: string, schema: Record<string, unknown> = { type: 'string' }) => ({
   description,
   schema,
 });
 
+/** The answers that carry an order's ETag: its 201, reads and commands (and the 304 of a read). */
+function carriesETag(path: string, method: string, status: string): boolean {
+  if (path === '/orders') return method === 'post' && status === '201';
+  if (path === '/orders/{id}') return method === 'get' && (status === '200' || status === '304');
+  return COMMAND_PATH.test(path) && status === '200';
+}
+
 /** Adds the response headers every answer (or a given status) carries. */
 function addResponseHeaders<T>(document: T): T {
   const doc = document as Doc;
   for (const [path, methods] of Object.entries(doc.paths ?? {})) {
     for (const [method, operation] of Object.entries(methods)) {
+      if (operation.requestBody && COMMAND_PATH.test(path)) operation.requestBody.required = false;
       for (const [status, response] of Object.entries(operation.responses ?? {})) {
         const headers: Record<string, unknown> = {
           'X-Request-Id': header(
@@ -73,7 +90,8 @@ function addResponseHeaders<T>(document: T): T {
               'verification, or `error="insufficient_scope", scope="…"` for a missing scope',
           );
         }
-        if (status === '409' || status === '503') {
+        // 409 is a key still in flight only on create (elsewhere it is a refused transition).
+        if (status === '503' || (status === '409' && path === '/orders')) {
           headers['Retry-After'] = header('Seconds to wait before retrying', { type: 'integer', minimum: 0 });
         }
         if (path === '/orders' && method === 'post' && status === '201') {
@@ -81,6 +99,17 @@ function addResponseHeaders<T>(document: T): T {
           headers['Idempotent-Replayed'] = header(
             'Present with the value "true" when this response is a replay of an earlier request with the same Idempotency-Key',
             { type: 'string', enum: ['true'] },
+          );
+        }
+        if (carriesETag(path, method, status)) {
+          headers.ETag = header(
+            'The order\'s version as a strong entity tag, `"<version>"`: send it back in If-None-Match ' +
+              '(GET) or If-Match (cancel, ship)',
+          );
+        }
+        if (path === '/orders' && method === 'get' && status === '200') {
+          headers.Link = header(
+            'RFC 8288 `<…>; rel="next"`: the next page (the same parameters, the cursor advanced); absent on the last page',
           );
         }
         response.headers = { ...(response.headers as object | undefined), ...headers };

@@ -1,17 +1,20 @@
-import type { FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { onRequestHookHandler } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { authorize, idempotencyScope, OPERATION_SCOPES, type Operation } from '../../auth/policy.js';
+import { idempotencyScope } from '../../auth/policy.js';
 import { OrderEvents } from '../../messaging/events.js';
 import { parseIdempotencyKey, requestFingerprint } from '../../orders/idempotency.js';
 import { Order, OrderIdParams, OrderInput } from '../../orders/schemas.js';
-import type { CreateOrderResult, Visibility } from '../../orders/service.js';
+import { type CreateOrderResult, orderETag } from '../../orders/service.js';
 import { AppError } from '../../platform/errors.js';
 import { JSON_CONTENT_TYPE } from '../../platform/problem.js';
 import { currentTraceCarrier, disabledTelemetry } from '../../platform/telemetry.js';
 import type { AppDeps } from '../app.js';
 import { createAuthentication } from '../plugins/authentication.js';
 import { problemResponses, sendRaw } from '../problem.js';
+import { orderCommandRoutes } from './order-commands.js';
+import { decide, noneMatchHits, secured } from './order-http.js';
+import { orderListRoutes } from './order-list.js';
 
 const IS_JSON = /^application\/json\s*(;|$)/i;
 
@@ -28,6 +31,17 @@ const IdempotencyHeaders = z.looseObject({
     }),
 });
 
+const ConditionalGetHeaders = z.looseObject({
+  'if-none-match': z
+    .string()
+    .optional()
+    .meta({
+      description:
+        'The ETag of the copy the caller has (`"<version>"`, or `*`): when it is current the answer is 304 ' +
+        'with no body (weak comparison, RFC 9110 §13.1.2).',
+    }),
+});
+
 /** The body's JSON type is checked before it is parsed: anything else is refused with 415. */
 const requireJson: onRequestHookHandler = (request, _reply, done) => {
   const type = request.headers['content-type'];
@@ -40,27 +54,9 @@ const requireJson: onRequestHookHandler = (request, _reply, done) => {
   done();
 };
 
-/** The ownership decision for a request (scopes were checked by the authentication hook). */
-function decide(request: FastifyRequest, operation: Operation, requestedCustomerId?: string): Visibility {
-  const decision = authorize(request.principal, operation, requestedCustomerId);
-  if (decision.allowed) return decision;
-  if (decision.reason === 'other_customer') {
-    throw new AppError(
-      'forbidden',
-      "A customer's token acts only for that customer: leave customerId out or use your own.",
-    );
-  }
-  throw new AppError('forbidden', `This operation needs the scope ${decision.scope}.`);
-}
-
 export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const telemetry = deps.telemetry ?? disabledTelemetry();
   const auth = deps.auth ?? createAuthentication({ verifier: undefined, metrics: deps.metrics });
-  // The document always describes the secured API (AUTH_MODE=none is for development, or behind
-  // a gateway that authenticates): the scopes that allow each operation, any one of them.
-  const secured = (scopes: readonly string[]) => ({
-    security: scopes.map((scope) => ({ bearerAuth: [scope] })),
-  });
 
   app.post(
     '/orders',
@@ -69,7 +65,7 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
         tags: ['orders'],
         summary: 'Create an order',
         operationId: 'createOrder',
-        ...secured(OPERATION_SCOPES.create),
+        ...secured('create'),
         headers: IdempotencyHeaders,
         body: OrderInput,
         response: {
@@ -133,10 +129,12 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
         tags: ['orders'],
         summary: 'Get an order',
         operationId: 'getOrder',
-        ...secured(OPERATION_SCOPES.read),
+        ...secured('read'),
         params: OrderIdParams,
+        headers: ConditionalGetHeaders,
         response: {
           200: { description: 'The order', content: { 'application/json': { schema: Order } } },
+          304: z.null().meta({ description: 'Not Modified: If-None-Match names the current ETag (no body)' }),
           ...problemResponses(400, 401, 403, 404, 500, 503, 504),
         },
       },
@@ -146,6 +144,9 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
       const order = await deps.orders.get(request.params.id, decide(request, 'read'), {
         signal: request.cancellation,
       });
+      const etag = orderETag(order);
+      reply.header('etag', etag);
+      if (noneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
       return sendRaw(reply, 200, JSON_CONTENT_TYPE, JSON.stringify(order));
     },
   );
@@ -157,7 +158,7 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
         tags: ['orders'],
         summary: "List an order's events and their delivery state",
         operationId: 'listOrderEvents',
-        ...secured(OPERATION_SCOPES.read),
+        ...secured('read'),
         params: OrderIdParams,
         response: {
           200: { description: 'The events', content: { 'application/json': { schema: OrderEvents } } },
@@ -173,4 +174,7 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
       return sendRaw(reply, 200, JSON_CONTENT_TYPE, JSON.stringify({ events }));
     },
   );
+
+  await app.register(orderListRoutes, { ...deps, auth });
+  await app.register(orderCommandRoutes, { ...deps, auth });
 };
