@@ -101,6 +101,7 @@ function toApiEvent(e: ListedEvent) {
     id: e.id,
     orderId: e.orderId,
     type: e.type,
+    direction: 'outbound',
     status: e.status,
     attempts: e.attempts,
     createdAt: e.createdAt,

@@ -8,7 +8,8 @@
  * A second signal exits at once. There is no SHUTDOWN_DELAY_MS wait: no load balancer sends the
  * worker traffic that would need to drain.
  */
-import { loadConfig } from '../config.js';
+import { loadConfig, resolveSimulation } from '../config.js';
+import { createInProcessSimulator } from '../messaging/partner-simulator.js';
 import { createWorker } from '../worker/index.js';
 import { workerOptionsFromConfig } from '../worker/options.js';
 import { closeProbeServer, createProbeServer, listenProbeServer } from '../worker/probe-server.js';
@@ -26,7 +27,24 @@ export async function run(): Promise<number> {
       applicationName: 'orders-worker',
     });
 
-    const worker = createWorker({ db, logger, metrics, telemetry, options: workerOptionsFromConfig(config) });
+    // SIMULATE_PARTNERS (off by default here: DATABASE_URL is set): answers each new order.
+    const simulation = resolveSimulation(config);
+    const partners = simulation.enabled
+      ? createInProcessSimulator(simulation, {
+          natsUrl: config.NATS_URL,
+          logger,
+          receive: (message, options) => worker.receive(message, options),
+        })
+      : undefined;
+    if (partners) resources.push('partner simulation', () => partners.stop());
+    const worker = createWorker({
+      db,
+      logger,
+      metrics,
+      telemetry,
+      options: workerOptionsFromConfig(config),
+      partners,
+    });
     const status = { shuttingDown: false };
     const server = createProbeServer({
       logger,

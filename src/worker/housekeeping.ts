@@ -1,11 +1,14 @@
 /**
  * Housekeeping the worker runs periodically: processed events (and their notifications) older
- * than the retention are purged, and so are expired Idempotency-Key records. Deletes go in small
+ * than the retention are purged, processed inbox rows (consumed events) too, and expired
+ * Idempotency-Key records. Deletes go in small
  * batches (`LIMIT` + `SKIP LOCKED`), so each statement holds its locks briefly and replicas doing
  * the same work at the same time do not queue behind each other. Dead events are never purged:
- * they wait for an operator (`orders events retry`).
+ * they wait for an operator (`orders events retry`), and so do dead inbox rows (`orders inbox
+ * retry`). A consumed event's row is what makes its redelivery a duplicate: the retention must
+ * outlast any redelivery (JetStream redelivers within seconds to minutes; 7 days by default).
  *
- * The two delete statements live here, with their only caller and the retention they apply.
+ * The delete statements live here, with their only caller and the retention they apply.
  */
 import type { Db, Queryable, QueryOptions } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
@@ -14,7 +17,7 @@ import { sleep } from '../platform/shutdown.js';
 export interface HousekeepingOptions {
   db: Db;
   logger: Logger;
-  /** Processed events older than this are deleted with their notifications. */
+  /** Processed events (with their notifications) and processed inbox rows older than this are deleted. */
   retentionMs: number;
   /** Rows per delete statement. */
   batchSize: number;
@@ -26,6 +29,8 @@ export interface HousekeepingOptions {
 
 export interface PurgeCounts {
   events: number;
+  /** Processed inbox rows (consumed events). */
+  inbox: number;
   idempotencyKeys: number;
 }
 
@@ -60,18 +65,28 @@ export function createHousekeeper(options: HousekeepingOptions) {
       until,
       signal,
     );
+    const inbox = await drain(
+      (s) =>
+        purgeProcessedInbox(
+          db,
+          { retentionMs: options.retentionMs, limit: options.batchSize },
+          { signal: s },
+        ),
+      until,
+      signal,
+    );
     const idempotencyKeys = await drain(
       (s) => purgeExpiredIdempotencyKeys(db, { limit: options.batchSize }, { signal: s }),
       until,
       signal,
     );
-    if (events > 0 || idempotencyKeys > 0) {
+    if (events > 0 || inbox > 0 || idempotencyKeys > 0) {
       logger.info(
-        { events, idempotencyKeys, retentionMs: options.retentionMs },
+        { events, inbox, idempotencyKeys, retentionMs: options.retentionMs },
         'housekeeping purged old rows',
       );
     }
-    return { events, idempotencyKeys };
+    return { events, inbox, idempotencyKeys };
   }
 
   function schedule(delayMs: number) {
@@ -137,6 +152,29 @@ SELECT count(*)::int AS n FROM gone`,
     queryOptions,
   );
   return result.rows[0]?.n ?? 0;
+}
+
+/** Deletes up to `limit` processed inbox rows older than the retention. Returns how many. */
+async function purgeProcessedInbox(
+  db: Queryable,
+  options: { retentionMs: number; limit: number },
+  queryOptions?: QueryOptions,
+): Promise<number> {
+  const result = await db.query(
+    {
+      name: 'inbox.purge_processed',
+      text: `
+DELETE FROM inbox_messages WHERE ctid IN (
+  SELECT ctid FROM inbox_messages
+  WHERE status = 'processed' AND processed_at < now() - make_interval(secs => $1::double precision)
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+)`,
+    },
+    [options.retentionMs / 1000, options.limit],
+    queryOptions,
+  );
+  return result.rowCount ?? 0;
 }
 
 /** Deletes up to `limit` expired Idempotency-Key records. Returns how many. */

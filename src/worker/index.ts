@@ -9,15 +9,22 @@
  * - The executor (executor.ts) runs buffered events `concurrency` at a time, each with an
  *   AbortSignal and a timeout. A buffered event whose lease is no longer ours is given back.
  * - The outcome writer (outcome-writer.ts) records completions, failures and releases in batches.
- * - The housekeeper (housekeeping.ts) purges old processed events and expired Idempotency-Keys.
+ * - The housekeeper (housekeeping.ts) purges old processed events and inbox rows, and expired
+ *   Idempotency-Keys.
+ * - The inbound side (inbound.ts) consumes Catalog's and Payments' events from NATS (with
+ *   natsUrl) into the inbox; what a consumed change publishes wakes the claimer. `receive`
+ *   takes the partner simulator's messages down the same path without NATS.
  *
  * stop(): no more claims, the queue is closed, buffered events are released at once, running
  * handlers get until the timeout, then are aborted and their events released (pending, due now,
  * the attempt given back), so another worker takes them immediately. A claim still running at
  * the drain deadline is cancelled, and what it returned anyway is released too. Leases are
- * renewed until the last outcome is written.
+ * renewed until the last outcome is written. The consumer stops fetching at once and gets the
+ * same drain deadline for the messages it is handling; it never acks uncommitted work.
  */
 import { ROOT_CONTEXT } from '@opentelemetry/api';
+import type { ReceiveResult } from '../messaging/inbox.js';
+import type { InboundMessage } from '../messaging/inbox-message.js';
 import { createNatsPublisher, type EventPublisher } from '../messaging/nats-publisher.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
@@ -26,14 +33,17 @@ import { within } from '../platform/shutdown.js';
 import { context, disabledTelemetry, type Telemetry } from '../platform/telemetry.js';
 import { createClaimer } from './claimer.js';
 import { createExecutor } from './executor.js';
-import { defaultHandlers, type EventHandlers } from './handlers.js';
+import { defaultHandlers, type EventHandlers, type HandlerOptions } from './handlers.js';
 import { createHousekeeper, type Housekeeper } from './housekeeping.js';
+import { createInbound } from './inbound.js';
 import { createLeaseKeeper } from './leases.js';
 import { registerOutboxGauges } from './metrics.js';
 import { createSimulatedNotifier, type Notifier } from './notifier.js';
 import type { WorkerOptions } from './options.js';
 import { createOutcomeWriter } from './outcome-writer.js';
 
+export type { ReceiveResult } from '../messaging/inbox.js';
+export type { InboundMessage } from '../messaging/inbox-message.js';
 export { defaultWorkerId, type WorkerOptions, workerOptionsFromConfig } from './options.js';
 
 export interface WorkerDeps {
@@ -44,8 +54,10 @@ export interface WorkerDeps {
   options: WorkerOptions;
   /** The notification sender; default: simulated, failing `notifyFailureRate` of the sends. */
   notifier?: Notifier;
-  /** Handlers by event type; default: OrderCreated → notification. */
+  /** Handlers by event type; default: each order event → notification. */
   handlers?: EventHandlers;
+  /** Told about each new order by the default OrderCreated handler (SIMULATE_PARTNERS). */
+  partners?: HandlerOptions['partners'];
   /** Where events are also published; default: NATS JetStream when `natsUrl` is set. null: none. */
   publisher?: EventPublisher | null;
   /** Uniform [0, 1) source for jitter and the simulated failures. */
@@ -61,6 +73,12 @@ export interface Worker {
   stop(options: { timeoutMs: number }): Promise<void>;
   /** Called after an order's transaction committed: handle this event now. Never throws. */
   wake(eventId: string): void;
+  /**
+   * Applies a consumed event (Catalog's, Payments') the way one from NATS is applied: the inbox,
+   * its metrics and logs, a wake-up for what the change published. For the partner simulator
+   * without NATS. Rejects on a transient failure (nothing committed).
+   */
+  receive(message: InboundMessage, options?: { signal?: AbortSignal }): Promise<ReceiveResult>;
   /**
    * Why the worker cannot deliver although it runs (its claim loop stalled: a claim hanging on
    * a dead connection, or failing), for /readyz; undefined when it is fine.
@@ -82,6 +100,14 @@ export function createWorker(deps: WorkerDeps): Worker {
   const ownsPublisher = deps.publisher === undefined;
   const publisher = deps.publisher !== undefined ? deps.publisher : natsPublisher(options, logger);
   const housekeeper = housekeeperFor(db, options, logger);
+  const inbound = createInbound({
+    db,
+    logger: deps.logger.child({ workerId }),
+    metrics,
+    options,
+    wake: (eventId) => claimer.wake(eventId),
+    random,
+  });
 
   const outcomes = createOutcomeWriter({ db, workerId, logger, metrics, random, onWritten: pump });
   const leases = createLeaseKeeper({
@@ -97,7 +123,7 @@ export function createWorker(deps: WorkerDeps): Worker {
   });
   const executor = createExecutor({
     options,
-    handlers: deps.handlers ?? defaultHandlers(notifier),
+    handlers: deps.handlers ?? defaultHandlers(notifier, { partners: deps.partners }),
     publisher,
     logger,
     telemetry,
@@ -162,6 +188,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       await Promise.all([
         endClaiming(claiming, drainDeadline, hardDeadline),
         executor.stop(msUntil(drainDeadline)),
+        inbound.consumer?.stop({ timeoutMs: msUntil(drainDeadline) }),
       ]);
       releaseBuffered(); // what the last claim round returned
       await outcomes.drain(msUntil(hardDeadline));
@@ -193,6 +220,7 @@ export function createWorker(deps: WorkerDeps): Worker {
           leaseMs: options.leaseMs,
           pollIntervalMs: options.pollIntervalMs,
           nats: publisher ? options.natsStream : false,
+          consuming: inbound.consumer !== undefined,
         },
         'worker started',
       );
@@ -207,6 +235,7 @@ export function createWorker(deps: WorkerDeps): Worker {
         claimer.start();
         leases.start();
         housekeeper?.start();
+        inbound.consumer?.start();
       };
       if (quiet) context.with(quiet, begin);
       else begin();
@@ -216,6 +245,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       return stopping;
     },
     wake: (eventId) => claimer.wake(eventId),
+    receive: (message, receiveOptions) => inbound.receive(message, receiveOptions),
     stalled() {
       const stalledMs = claimer.stalledForMs();
       if (stalledMs === 0) return undefined;

@@ -1,5 +1,5 @@
 /**
- * The customer notification an OrderCreated event triggers. Sending is simulated: it succeeds
+ * The customer notification each order event (created, confirmed, cancelled, shipped) triggers. Sending is simulated: it succeeds
  * unless NOTIFY_FAILURE_RATE says otherwise, which exercises the retry and dead-letter paths.
  *
  * "Exactly once" is an effect, not a delivery: the worker delivers at least once, and the
@@ -12,6 +12,8 @@ import { TransientError } from '../platform/failures.js';
 export interface Notification {
   /** The event id: the idempotency key of the send and of the `notifications` row. */
   eventId: string;
+  /** What happened (the event type): a real provider picks its message template by it. */
+  event?: string;
   orderId: string;
   customerId: string;
   channel: string;

@@ -54,6 +54,18 @@ export interface WorkerOptions {
   /** JetStream stream and subject prefix (injectable so test runs do not collide). */
   natsStream: string;
   natsSubjectPrefix: string;
+  /** Consuming Catalog's and Payments' events (with natsUrl). */
+  inbound: InboundOptions;
+}
+
+export interface InboundOptions {
+  /** Consume when natsUrl is set (default true; tests of publishing alone turn it off). */
+  enabled: boolean;
+  /** The durable consumer's ack wait: how long a crashed worker's messages wait (contract: 15 s). */
+  ackWaitMs: number;
+  /** Only tests set these: consumed subjects and created streams carry them, so runs never meet. */
+  subjectPrefix: string;
+  streamSuffix: string;
 }
 
 /**
@@ -83,13 +95,15 @@ export function defaultWorkerId(): string {
   return `${hostname()}:${process.pid}:${uuidv7().slice(-8)}`;
 }
 
+export type WorkerOverrides = Partial<Omit<WorkerOptions, 'inbound'>> & { inbound?: Partial<InboundOptions> };
+
 /**
  * The options from the configuration, with `overrides` (tests, the in-process worker) on top.
  * Throws a RangeError when the timings cannot work together.
  */
 export function workerOptionsFromConfig(
   settings: WorkerSettings,
-  overrides: Partial<WorkerOptions> = {},
+  overrides: WorkerOverrides = {},
 ): WorkerOptions {
   const leaseMs = overrides.leaseMs ?? DEFAULT_LEASE_MS;
   const pollIntervalMs = overrides.pollIntervalMs ?? 1_000;
@@ -119,6 +133,13 @@ export function workerOptionsFromConfig(
     queueCapacity: overrides.queueCapacity ?? 10_000,
     natsStream: overrides.natsStream ?? DEFAULT_STREAM,
     natsSubjectPrefix: overrides.natsSubjectPrefix ?? DEFAULT_SUBJECT_PREFIX,
+    inbound: {
+      enabled: true,
+      ackWaitMs: 15_000,
+      subjectPrefix: '',
+      streamSuffix: '',
+      ...overrides.inbound,
+    },
   };
   if (!(options.handlerTimeoutMs > 0)) throw new RangeError('handlerTimeoutMs must be positive');
   if (!(options.heartbeatMs > 0 && options.heartbeatMs * 3 <= options.leaseMs)) {
@@ -126,6 +147,7 @@ export function workerOptionsFromConfig(
       'heartbeatMs must be positive and at most a third of leaseMs (a lease survives a failed renewal)',
     );
   }
+  if (!(options.inbound.ackWaitMs >= 1_000)) throw new RangeError('inbound.ackWaitMs must be at least 1 s');
   if (!(options.pollIntervalMs > 0) || options.maxIdlePollIntervalMs < options.pollIntervalMs) {
     throw new RangeError('pollIntervalMs must be positive and at most maxIdlePollIntervalMs');
   }

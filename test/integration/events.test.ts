@@ -82,6 +82,7 @@ describe('events list', () => {
       id: ids.processed,
       orderId: orderOf(ids.processed),
       type: 'OrderCreated',
+      direction: 'outbound',
       status: 'processed',
       attempts: 1,
       createdAt: '2026-01-01T00:00:01.000Z',

@@ -582,7 +582,7 @@ describe('housekeeping and gauges', () => {
       batchSize: 2, // several small batches
       intervalMs: 0,
     });
-    expect(await housekeeper.runOnce()).toEqual({ events: 1, idempotencyKeys: 3 });
+    expect(await housekeeper.runOnce()).toEqual({ events: 1, inbox: 0, idempotencyKeys: 3 });
     expect(await count('SELECT count(*)::int AS n FROM outbox_events WHERE id = $1', [oldId])).toBe(0);
     expect(await count('SELECT count(*)::int AS n FROM notifications WHERE event_id = $1', [oldId])).toBe(0);
     expect(await count('SELECT count(*)::int AS n FROM notifications WHERE event_id = $1', [recentId])).toBe(
