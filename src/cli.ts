@@ -108,6 +108,12 @@ export function buildProgram(): Command {
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'yaml']).default('json'))
     .action((options) => execute(() => import('./commands/openapi.js'), options));
 
+  program
+    .command('asyncapi')
+    .description('print the AsyncAPI 3.0 document of every event published and consumed')
+    .addOption(new Option('--format <format>', 'output format').choices(['json', 'yaml']).default('json'))
+    .action((options) => execute(() => import('./commands/asyncapi.js'), options));
+
   const events = program.command('events').description('the event outbox, as operators see it');
   events
     .command('list')
@@ -123,6 +129,34 @@ export function buildProgram(): Command {
     .option('--dead', 'retry every dead-lettered event')
     .action((ids: string[], options: { dead?: boolean }) =>
       execute(() => import('./commands/events.js'), { action: 'retry', ids, dead: options.dead === true }),
+    );
+
+  program
+    .command('partners')
+    .description('simulated partners, for development and demos')
+    .command('simulate')
+    .description(
+      'play Catalog and Payments over NATS (NATS_URL): answer every new order until SIGTERM/SIGINT',
+    )
+    .action(() => execute(() => import('./commands/partners.js')));
+
+  const inbox = program
+    .command('inbox')
+    .description("the consumed (inbound) events, Catalog's and Payments', as operators see them");
+  inbox
+    .command('list')
+    .description('list inbound events, newest first')
+    .option('--status <status>', 'only events in this status: processed or dead')
+    .option('--limit <n>', 'at most this many events', intArg('--limit', 1, 10_000), 50)
+    .option('--json', 'print a JSON array instead of a table')
+    .action((options) => execute(() => import('./commands/inbox.js'), { action: 'list', ...options }));
+  inbox
+    .command('retry')
+    .description('apply dead inbound events again from their stored message, and print how many it applied')
+    .argument('[ids...]', 'CloudEvents ids of the events to apply again (every dead entry with that id)')
+    .option('--dead', 'apply every dead inbound event again')
+    .action((ids: string[], options: { dead?: boolean }) =>
+      execute(() => import('./commands/inbox.js'), { action: 'retry', ids, dead: options.dead === true }),
     );
 
   const auth = program

@@ -25,6 +25,13 @@ const int = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/** A share from 0 to 1, e.g. `0.25`. */
+const rate = z
+  .string()
+  .trim()
+  .regex(/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/, 'expected a number from 0 to 1')
+  .transform(Number);
+
 const postgresUrl = z
   .string()
   .trim()
@@ -94,6 +101,11 @@ export const EnvSchema = z.object({
     })
     .optional(),
   AUTH_CLOCK_TOLERANCE_S: int(0, 3600).default(30),
+  /** Unset: on with the embedded database, off with DATABASE_URL (see resolveSimulation). */
+  SIMULATE_PARTNERS: bool.optional(),
+  SIMULATE_DELAY_MS: int(0, 3_600_000).default(500),
+  SIMULATE_STOCK_REJECT_RATE: rate.default(0),
+  SIMULATE_PAYMENT_FAIL_RATE: rate.default(0),
   /** `production` (the image sets it) forbids the embedded development database. */
   NODE_ENV: z.string().trim().optional(),
 });
@@ -201,5 +213,27 @@ export function resolveAuth(config: Config): AuthSettings {
     audience: config.AUTH_AUDIENCE!,
     jwksUrl: config.AUTH_JWKS_URL ? new URL(config.AUTH_JWKS_URL) : undefined,
     clockToleranceS: config.AUTH_CLOCK_TOLERANCE_S,
+  };
+}
+
+/** The partner simulation (development and demos): who answers for Catalog and Payments, how. */
+export interface SimulationSettings {
+  enabled: boolean;
+  delayMs: number;
+  stockRejectRate: number;
+  paymentFailRate: number;
+}
+
+/**
+ * SIMULATE_PARTNERS defaults to true only with the embedded database (`npm ci && npx orders
+ * serve` shows an order confirm itself); a service on a real database answers only real partners
+ * unless asked to, like AUTH_MODE's default.
+ */
+export function resolveSimulation(config: Config): SimulationSettings {
+  return {
+    enabled: config.SIMULATE_PARTNERS ?? !config.DATABASE_URL,
+    delayMs: config.SIMULATE_DELAY_MS,
+    stockRejectRate: config.SIMULATE_STOCK_REJECT_RATE,
+    paymentFailRate: config.SIMULATE_PAYMENT_FAIL_RATE,
   };
 }

