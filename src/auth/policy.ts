@@ -8,7 +8,7 @@
  * | scope           | allows                                                          |
  * | orders:read     | read and list one's own orders and their events                |
  * | orders:write    | create orders for oneself, cancel one's own orders              |
- * | orders:fulfil   | read and list any order and its events, ship any order          |
+ * | orders:fulfil   | read any order and its events, ship any order                   |
  * | orders:admin    | everything, for any customer                                    |
  *
  * A caller without orders:admin is the customer its `sub` names. With AUTH_MODE=none there is
@@ -29,7 +29,7 @@ export type Operation = 'create' | 'read' | 'list' | 'cancel' | 'ship';
 export const OPERATION_SCOPES: Readonly<Record<Operation, readonly string[]>> = {
   create: [SCOPES.write, SCOPES.admin],
   read: [SCOPES.read, SCOPES.fulfil, SCOPES.admin],
-  list: [SCOPES.read, SCOPES.fulfil, SCOPES.admin],
+  list: [SCOPES.read, SCOPES.admin],
   cancel: [SCOPES.write, SCOPES.admin],
   ship: [SCOPES.fulfil, SCOPES.admin],
 };
@@ -60,11 +60,9 @@ export function authorize(
   if (caller.scopes.has(SCOPES.admin)) {
     return { allowed: true, customerId: requestedCustomerId ?? null };
   }
-  // fulfil reads any order and ships any order; it never acts as a customer.
-  if (
-    caller.scopes.has(SCOPES.fulfil) &&
-    (operation === 'read' || operation === 'list' || operation === 'ship')
-  ) {
+  // fulfil reads any order (by id) and ships any order. Listing every customer's orders is
+  // orders:admin's alone (the contract): a fulfil token that may also list sees its own.
+  if (caller.scopes.has(SCOPES.fulfil) && (operation === 'read' || operation === 'ship')) {
     return { allowed: true, customerId: requestedCustomerId ?? null };
   }
   if (requestedCustomerId !== undefined && requestedCustomerId !== caller.subject) {

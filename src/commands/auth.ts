@@ -21,7 +21,7 @@ import {
   signDevToken,
 } from '../auth/dev-keys.js';
 import { loadConfig } from '../config.js';
-import { UsageError } from './report.js';
+import { type CommandIo, processIo, UsageError } from './report.js';
 
 export interface KeygenOptions {
   action: 'keygen';
@@ -39,21 +39,11 @@ export interface TokenOptions {
   ttl: string;
 }
 
-export interface AuthIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const defaultIo: AuthIo = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
-
-export async function run(options: KeygenOptions | TokenOptions, io: AuthIo = defaultIo): Promise<number> {
+export async function run(options: KeygenOptions | TokenOptions, io: CommandIo = processIo): Promise<number> {
   return options.action === 'keygen' ? keygen(options, io) : token(options, io);
 }
 
-async function keygen(options: KeygenOptions, io: AuthIo): Promise<number> {
+async function keygen(options: KeygenOptions, io: CommandIo): Promise<number> {
   if (!(KEY_ALGORITHMS as readonly string[]).includes(options.alg)) {
     throw new UsageError(
       `--alg expects one of ${KEY_ALGORITHMS.join(', ')} (got ${JSON.stringify(options.alg)}).`,
@@ -81,7 +71,7 @@ async function keygen(options: KeygenOptions, io: AuthIo): Promise<number> {
   return 0;
 }
 
-async function token(options: TokenOptions, io: AuthIo): Promise<number> {
+async function token(options: TokenOptions, io: CommandIo): Promise<number> {
   const config = loadConfig();
   const issuer = options.iss ?? config.AUTH_ISSUER;
   const audience = options.aud ?? config.AUTH_AUDIENCE;

@@ -8,13 +8,10 @@
  * next failure overwrites it. Ids that exist but are not dead are left alone (noted on stderr);
  * unknown ids are reported and make the exit code 1.
  */
-import { loadConfig } from '../config.js';
 import { EVENT_STATUSES, type EventStatus } from '../messaging/events.js';
 import { type ListedEvent, listOutboxEvents, retryDeadEvents } from '../messaging/outbox-admin.js';
-import { createLogger } from '../platform/logger.js';
-import { createResourceStack } from '../platform/shutdown.js';
-import { UsageError } from './report.js';
-import { openDatabase } from './runtime.js';
+import { withOperatorDatabase } from './operator-session.js';
+import { type CommandIo, processIo, UsageError } from './report.js';
 
 export type EventsOptions =
   | { action: 'list'; status?: string; limit: number; json?: boolean }
@@ -23,30 +20,9 @@ export type EventsOptions =
 const STATUSES: readonly EventStatus[] = EVENT_STATUSES;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export interface EventsIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const processIo: EventsIo = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
-
-export async function run(options: EventsOptions, io: EventsIo = processIo): Promise<number> {
+export async function run(options: EventsOptions, io: CommandIo = processIo): Promise<number> {
   validate(options);
-  const config = loadConfig();
-  // Logs (pool warnings) go to stderr: stdout carries the table or the JSON a script parses.
-  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, {
-    destination: process.stderr,
-  });
-  const resources = createResourceStack(logger);
-  try {
-    const { db } = await openDatabase(config, logger, resources, {
-      allowEmbedded: false,
-      command: `events ${options.action}`,
-      applicationName: 'orders-events',
-    });
+  return withOperatorDatabase(`events ${options.action}`, 'orders-events', async (db) => {
     if (options.action === 'list') {
       const events = await listOutboxEvents(db, {
         status: options.status as EventStatus | undefined,
@@ -62,9 +38,7 @@ export async function run(options: EventsOptions, io: EventsIo = processIo): Pro
     }
     for (const id of result.notFound) io.stderr(`orders: no event with id ${id}\n`);
     return result.notFound.length > 0 ? 1 : 0;
-  } finally {
-    await resources.release();
-  }
+  });
 }
 
 function validate(options: EventsOptions): void {

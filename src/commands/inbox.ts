@@ -8,39 +8,19 @@
  * arrived, and prints `applied N`. One that fails again stays dead with its new reason (on
  * stderr, exit 1); ids with no dead entry are noted on stderr and make the exit code 1.
  */
-import { loadConfig } from '../config.js';
 import { INBOX_STATUSES, type InboxStatus } from '../messaging/events.js';
 import { retry } from '../messaging/inbox.js';
 import { type ListedInboxMessage, listInboxMessages } from '../messaging/inbox-admin.js';
-import { createLogger } from '../platform/logger.js';
-import { createResourceStack } from '../platform/shutdown.js';
-import type { EventsIo } from './events.js';
-import { UsageError } from './report.js';
-import { openDatabase } from './runtime.js';
+import { withOperatorDatabase } from './operator-session.js';
+import { type CommandIo, processIo, UsageError } from './report.js';
 
 export type InboxOptions =
   | { action: 'list'; status?: string; limit: number; json?: boolean }
   | { action: 'retry'; ids: string[]; dead: boolean };
 
-const processIo: EventsIo = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
-
-export async function run(options: InboxOptions, io: EventsIo = processIo): Promise<number> {
+export async function run(options: InboxOptions, io: CommandIo = processIo): Promise<number> {
   validate(options);
-  const config = loadConfig();
-  // Logs (pool warnings) go to stderr: stdout carries the table or the JSON a script parses.
-  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, {
-    destination: process.stderr,
-  });
-  const resources = createResourceStack(logger);
-  try {
-    const { db } = await openDatabase(config, logger, resources, {
-      allowEmbedded: false,
-      command: `inbox ${options.action}`,
-      applicationName: 'orders-inbox',
-    });
+  return withOperatorDatabase(`inbox ${options.action}`, 'orders-inbox', async (db) => {
     if (options.action === 'list') {
       const messages = await listInboxMessages(db, {
         status: options.status as InboxStatus | undefined,
@@ -56,9 +36,7 @@ export async function run(options: InboxOptions, io: EventsIo = processIo): Prom
     }
     for (const id of result.notDead) io.stderr(`orders: no dead inbound event with id ${id}\n`);
     return result.stillDead.length > 0 || result.notDead.length > 0 ? 1 : 0;
-  } finally {
-    await resources.release();
-  }
+  });
 }
 
 function validate(options: InboxOptions): void {

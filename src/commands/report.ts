@@ -16,3 +16,14 @@ export function reportError(error: unknown): number {
   if (readDebug()) process.stderr.write(`${redactText(err.stack ?? '')}\n`);
   return 1;
 }
+
+/** Where a command writes what it prints; tests pass their own to capture it. */
+export interface CommandIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export const processIo: CommandIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};

@@ -242,8 +242,10 @@ export interface InboxRetryResult {
   notDead: string[];
 }
 
+// received_at travels as text: a JS Date keeps milliseconds, the column microseconds, and a
+// cursor rounded down would return the previous page's last row again.
 const DEAD_ENTRIES_SQL = `
-SELECT received_at, source, id, subject, body, headers FROM inbox_messages
+SELECT received_at::text AS received_at, source, id, subject, body, headers FROM inbox_messages
 WHERE status = 'dead' AND ($1::text[] IS NULL OR id = ANY($1))
   AND (received_at, source, id) > ($2::timestamptz, $3::text, $4::text)
 ORDER BY received_at, source, id
@@ -262,7 +264,7 @@ export async function retry(
   const ids = target === 'dead' ? null : [...new Set(target)];
   const out: InboxRetryResult = { applied: 0, stillDead: [], notDead: [] };
   const seen = new Set<string>();
-  let after: [Date, string, string] = [new Date(0), '', ''];
+  let after: [string, string, string] = ['-infinity', '', ''];
   for (;;) {
     const page = await db.query<{
       source: string;
@@ -270,7 +272,7 @@ export async function retry(
       subject: string;
       body: string;
       headers: Record<string, string>;
-      received_at: Date;
+      received_at: string;
     }>(DEAD_ENTRIES_SQL, [ids, ...after, 100], options);
     for (const row of page.rows) {
       seen.add(row.id);

@@ -63,6 +63,15 @@ async function findStream(jsm: Jsm, subject: string): Promise<string | undefined
   }
 }
 
+/**
+ * How far back a new (or recreated) consumer starts, and how long the streams we create keep
+ * messages: the inbox's retention (housekeeping keeps processed rows 7 days), so whatever is
+ * replayed is still known to the inbox and is a duplicate, never a second change. Starting from
+ * the beginning of a partner's long-lived stream would replay its whole history (every message
+ * for an order this database never had would land in the inbox as dead).
+ */
+const REPLAY_WINDOW_MS = 7 * 24 * 3600 * 1000;
+
 async function createStream(
   js: JetStreamModule,
   jsm: Jsm,
@@ -82,6 +91,7 @@ async function createStream(
       subjects,
       retention: js.RetentionPolicy.Limits,
       storage: js.StorageType.File,
+      max_age: REPLAY_WINDOW_MS * 1_000_000,
     });
     logger.info({ stream: name, subjects }, 'created JetStream stream for consumed events');
   } catch (error) {
@@ -118,7 +128,8 @@ export async function ensureConsumer(
       await jsm.consumers.add(binding.stream, {
         durable_name: options.consumerName,
         ack_policy: js.AckPolicy.Explicit,
-        deliver_policy: js.DeliverPolicy.All,
+        deliver_policy: js.DeliverPolicy.StartTime,
+        opt_start_time: new Date(Date.now() - REPLAY_WINDOW_MS).toISOString(),
         ...settings,
       });
       logger.info(

@@ -105,8 +105,14 @@ export async function runNatsPartnerSimulator(options: NatsPartnerSimulatorOptio
       m.ack();
       logger.info({ orderId: order.id, answers: answers.map((a) => a.type) }, 'answered an order');
     } catch (error) {
-      logger.warn({ orderId: order.id, err: error }, 'publishing the answers failed: retrying the order');
-      m.nak(2_000);
+      // Doubling from 2 s to a minute: a publish that keeps failing (no permission, NATS gone)
+      // must not become a tight loop over every order in flight.
+      const retryInMs = Math.min(60_000, 2_000 * 2 ** Math.min(Math.max(0, m.info.deliveryCount - 1), 5));
+      logger.warn(
+        { orderId: order.id, err: error, retryInMs },
+        'publishing the answers failed: retrying the order',
+      );
+      m.nak(retryInMs);
     }
   }
 

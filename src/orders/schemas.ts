@@ -12,7 +12,7 @@ export const MAX_ITEMS = 100;
 /** Control characters (U+0000–U+001F, U+007F) are rejected in every string field. */
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
-const safeText = (max: number) =>
+export const safeText = (max: number) =>
   z
     .string()
     .min(1)

@@ -54,9 +54,11 @@ describe('orders partners simulate', () => {
       ]);
       const nc = await connect({ servers: url });
       try {
-        const deadline = Date.now() + 30_000;
+        // Generous bounds: on a loaded 2-core machine JetStream's first stream creation alone can
+        // time out once (the simulator then retries the order).
+        const started = Date.now() + 60_000;
         while (!simulator.stdout().includes('answering new orders')) {
-          if (Date.now() > deadline) throw new Error(`the simulator did not start:\n${simulator.stderr()}`);
+          if (Date.now() > started) throw new Error(`the simulator did not start:\n${simulator.stderr()}`);
           await new Promise((r) => setTimeout(r, 50));
         }
         const orderId = '0192f1c6-aaaa-7000-8000-00000000e2e1';
@@ -75,6 +77,7 @@ describe('orders partners simulate', () => {
         await jetstream(nc).publish('orders.events.OrderCreated', JSON.stringify(created), { headers: h });
 
         const jsm = await jetstreamManager(nc);
+        const deadline = Date.now() + 45_000;
         const answer = async (stream: string, subject: string) => {
           for (;;) {
             const message = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);

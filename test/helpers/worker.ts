@@ -1,10 +1,21 @@
-/** A worker tuned for tests (fast polls, no housekeeping, no NATS) and a wait for its outcome. */
+/**
+ * A worker tuned for tests (fast polls, no housekeeping, no NATS), serve's wiring of the app and
+ * a worker, and a wait for an event's outcome.
+ */
+import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config.js';
+import { createOrdersService } from '../../src/orders/service.js';
 import type { Db } from '../../src/platform/db.js';
 import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
 import type { Telemetry } from '../../src/platform/telemetry.js';
-import { createWorker, type Worker, workerOptionsFromConfig } from '../../src/worker/index.js';
+import { buildApp } from '../../src/server/app.js';
+import {
+  createWorker,
+  type Worker,
+  type WorkerDeps,
+  workerOptionsFromConfig,
+} from '../../src/worker/index.js';
 import { testLogger } from './db.js';
 
 export function createFastTestWorker(db: Db, telemetry: Telemetry): Worker {
@@ -20,6 +31,44 @@ export function createFastTestWorker(db: Db, telemetry: Telemetry): Worker {
       housekeepingIntervalMs: 0,
     }),
   });
+}
+
+/**
+ * serve's wiring on a test database: orders wake the worker (polls every 50 ms, no housekeeping),
+ * the app is built on the same metrics. The worker is not started: the caller starts it.
+ */
+export async function wireServe(
+  db: Db,
+  options: { env?: Record<string, string>; partners?: WorkerDeps['partners']; publisher?: null } = {},
+): Promise<{ app: FastifyInstance; worker: Worker }> {
+  const metrics = createMetrics({ defaultMetrics: false });
+  const worker = createWorker({
+    db,
+    logger: testLogger,
+    metrics,
+    publisher: options.publisher,
+    partners: options.partners,
+    options: workerOptionsFromConfig(loadConfig(options.env ?? {}), {
+      pollIntervalMs: 50,
+      maxIdlePollIntervalMs: 200,
+      housekeepingIntervalMs: 0,
+    }),
+  });
+  const orders = createOrdersService({
+    db,
+    idempotencyTtlHours: 24,
+    onEventCommitted: (id) => worker.wake(id),
+  });
+  const app = await buildApp({
+    logger: testLogger,
+    orders,
+    metrics,
+    lifecycle: { shuttingDown: false, draining: false },
+    readiness: async () => true,
+    requestTimeoutMs: 10_000,
+    idempotencyTtlHours: 24,
+  });
+  return { app, worker };
 }
 
 /** Polls the event's status until it is `status` (or the time runs out; the caller asserts). */

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InboxOptions, run } from '../../src/commands/inbox.js';
-import { receive } from '../../src/messaging/inbox.js';
+import { receive, retry } from '../../src/messaging/inbox.js';
 import type { InboundMessage } from '../../src/messaging/inbox-message.js';
 import { createOrdersService } from '../../src/orders/service.js';
 import { createHousekeeper } from '../../src/worker/housekeeping.js';
@@ -114,5 +114,17 @@ describe('what operators see', () => {
     expect((await housekeeper.runOnce()).inbox).toBe(1);
     const r = await tdb.db.query<{ status: string }>('SELECT status FROM inbox_messages');
     expect(r.rows).toEqual([{ status: 'dead' }]);
+  });
+});
+
+describe('orders inbox retry over many dead entries', () => {
+  it('pages through more than one page, handling each entry once (the cursor keeps microseconds)', async () => {
+    for (let i = 0; i < 230; i++) {
+      expect((await receive(tdb.db, event('StockReserved', randomUUID()))).outcome).toBe('dead');
+    }
+    const result = await retry(tdb.db, 'dead');
+    const unique = new Set(result.stillDead.map((d) => `${d.source}/${d.id}`));
+    expect(result.stillDead.length).toBe(unique.size);
+    expect(unique.size).toBeGreaterThanOrEqual(230);
   });
 });

@@ -7,14 +7,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
 import { createInProcessSimulator, SIMULATOR_SOURCES } from '../../src/messaging/partner-simulator.js';
 import { runNatsPartnerSimulator, SIMULATOR_CONSUMER } from '../../src/messaging/partner-simulator-nats.js';
-import { createOrdersService } from '../../src/orders/service.js';
-import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
-import { buildApp } from '../../src/server/app.js';
-import { createWorker, type Worker, workerOptionsFromConfig } from '../../src/worker/index.js';
+import type { Worker } from '../../src/worker/index.js';
 import { postOrder, validOrder } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
 import {
@@ -23,6 +19,7 @@ import {
   NEEDS_NATS_SERVER,
   startNatsServer,
 } from '../helpers/nats-server.js';
+import { wireServe } from '../helpers/worker.js';
 
 type Jsm = Awaited<ReturnType<typeof import('@nats-io/jetstream')['jetstreamManager']>>;
 
@@ -39,31 +36,7 @@ describe.skipIf(!NATS_SERVER_BIN)(`partner simulation over NATS (${NEEDS_NATS_SE
     server = await startNatsServer();
     url = `nats://${server.hostPort}`;
     tdb = await createTestDatabase();
-    const metrics = createMetrics({ defaultMetrics: false });
-    worker = createWorker({
-      db: tdb.db,
-      logger: testLogger,
-      metrics,
-      options: workerOptionsFromConfig(loadConfig({ NATS_URL: url }), {
-        pollIntervalMs: 50,
-        maxIdlePollIntervalMs: 200,
-        housekeepingIntervalMs: 0,
-      }),
-    });
-    const orders = createOrdersService({
-      db: tdb.db,
-      idempotencyTtlHours: 24,
-      onEventCommitted: (id) => worker.wake(id),
-    });
-    app = await buildApp({
-      logger: testLogger,
-      orders,
-      metrics,
-      lifecycle: { shuttingDown: false, draining: false },
-      readiness: async () => true,
-      requestTimeoutMs: 10_000,
-      idempotencyTtlHours: 24,
-    });
+    ({ app, worker } = await wireServe(tdb.db, { env: { NATS_URL: url } }));
     await worker.start();
     const [{ connect }, { jetstreamManager }] = await Promise.all([
       import('@nats-io/transport-node'),
@@ -195,36 +168,11 @@ describe.skipIf(!NATS_SERVER_BIN)(
       const server = await startNatsServer();
       const url = `nats://${server.hostPort}`;
       const tdb = await createTestDatabase();
-      const metrics = createMetrics({ defaultMetrics: false });
       const partners = createInProcessSimulator(
         { delayMs: 50, stockRejectRate: 0, paymentFailRate: 1 },
         { natsUrl: url, logger: testLogger, receive: () => Promise.reject(new Error('not used with NATS')) },
       );
-      const worker = createWorker({
-        db: tdb.db,
-        logger: testLogger,
-        metrics,
-        partners,
-        options: workerOptionsFromConfig(loadConfig({ NATS_URL: url }), {
-          pollIntervalMs: 50,
-          maxIdlePollIntervalMs: 200,
-          housekeepingIntervalMs: 0,
-        }),
-      });
-      const orders = createOrdersService({
-        db: tdb.db,
-        idempotencyTtlHours: 24,
-        onEventCommitted: (id) => worker.wake(id),
-      });
-      const app = await buildApp({
-        logger: testLogger,
-        orders,
-        metrics,
-        lifecycle: { shuttingDown: false, draining: false },
-        readiness: async () => true,
-        requestTimeoutMs: 10_000,
-        idempotencyTtlHours: 24,
-      });
+      const { app, worker } = await wireServe(tdb.db, { env: { NATS_URL: url }, partners });
       await worker.start();
       try {
         const { id } = (await postOrder(app, validOrder())).json();

@@ -6,19 +6,16 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
 import {
   createInProcessSimulator,
   type PartnerSimulator,
   SIMULATOR_SOURCES,
 } from '../../src/messaging/partner-simulator.js';
-import { createOrdersService } from '../../src/orders/service.js';
-import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
-import { buildApp } from '../../src/server/app.js';
-import { createWorker, type Worker, workerOptionsFromConfig } from '../../src/worker/index.js';
+import type { Worker } from '../../src/worker/index.js';
 import { postOrder, validOrder } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/db.js';
+import { wireServe } from '../helpers/worker.js';
 
 interface Running {
   app: FastifyInstance;
@@ -46,7 +43,6 @@ describe('partner simulation without NATS (the embedded start)', () => {
 
   /** serve's wiring: orders wake the worker, the worker's OrderCreated handler tells the simulator. */
   async function start(rates: { stockRejectRate: number; paymentFailRate: number }): Promise<Running> {
-    const metrics = createMetrics({ defaultMetrics: false });
     const partners: PartnerSimulator = createInProcessSimulator(
       { delayMs: 100, ...rates },
       {
@@ -55,32 +51,7 @@ describe('partner simulation without NATS (the embedded start)', () => {
         receive: (message, options) => worker.receive(message, options),
       },
     );
-    const worker: Worker = createWorker({
-      db: tdb.db,
-      logger: testLogger,
-      metrics,
-      publisher: null,
-      partners,
-      options: workerOptionsFromConfig(loadConfig({}), {
-        pollIntervalMs: 50,
-        maxIdlePollIntervalMs: 200,
-        housekeepingIntervalMs: 0,
-      }),
-    });
-    const orders = createOrdersService({
-      db: tdb.db,
-      idempotencyTtlHours: 24,
-      onEventCommitted: (id) => worker.wake(id),
-    });
-    const app = await buildApp({
-      logger: testLogger,
-      orders,
-      metrics,
-      lifecycle: { shuttingDown: false, draining: false },
-      readiness: async () => true,
-      requestTimeoutMs: 10_000,
-      idempotencyTtlHours: 24,
-    });
+    const { app, worker } = await wireServe(tdb.db, { partners, publisher: null });
     await worker.start();
     running = { app, worker, partners };
     return running;

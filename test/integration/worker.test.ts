@@ -9,7 +9,6 @@ import { loadConfig } from '../../src/config.js';
 import { retryDeadEvents } from '../../src/messaging/outbox-admin.js';
 import { createOrdersService } from '../../src/orders/service.js';
 import { createDb, type Db } from '../../src/platform/db.js';
-import { TransientError } from '../../src/platform/failures.js';
 import { createLogger, type Logger } from '../../src/platform/logger.js';
 import { createMetrics, type Metrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
@@ -23,6 +22,7 @@ import {
 } from '../../src/worker/index.js';
 import type { Notifier } from '../../src/worker/notifier.js';
 import { createTestDatabase, NEEDS_SERVER, serverUrl, type TestDatabase, testLogger } from '../helpers/db.js';
+import { countingNotifier, countRows, insertEvents as insertEventsInto, waitFor } from '../helpers/outbox.js';
 
 let tdb: TestDatabase;
 const workers: Worker[] = [];
@@ -102,18 +102,8 @@ function startWorker(
   };
 }
 
-/** Inserts `count` OrderCreated events directly (as the orders statement does); returns their ids. */
-async function insertEvents(count: number, type = 'OrderCreated', db: Db = tdb.db): Promise<string[]> {
-  const result = await db.query<{ id: string }>(
-    `INSERT INTO outbox_events (id, aggregate_type, aggregate_id, type, payload)
-     SELECT gen_random_uuid(), 'order', x.order_id, $2,
-            jsonb_build_object('id', x.order_id, 'customerId', 'c-' || n, 'currency', 'EUR', 'total', 100)
-     FROM generate_series(1, $1::int) AS n, LATERAL (SELECT gen_random_uuid() AS order_id, n AS k) AS x
-     RETURNING id`,
-    [count, type],
-  );
-  return result.rows.map((r) => r.id);
-}
+/** The helper's OrderCreated (or `type`) events, on this file's database. */
+const insertEvents = (n: number, type?: string) => insertEventsInto(tdb.db, n, type);
 
 async function eventRow(id: string) {
   const r = await tdb.db.query<{
@@ -138,41 +128,11 @@ async function statusCounts(): Promise<Record<string, number>> {
   return Object.fromEntries(r.rows.map((x) => [x.status, x.n]));
 }
 
-async function count(sql: string, values?: unknown[]): Promise<number> {
-  const r = await tdb.db.query<{ n: number }>(sql, values);
-  return r.rows[0]!.n;
-}
-
-async function waitFor<T>(
-  probe: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(`condition not met within ${timeoutMs} ms (last: ${JSON.stringify(value)})`);
-    await sleep(10);
-  }
-}
+const count = (sql: string, values?: unknown[]) => countRows(tdb.db, sql, values);
 
 async function counterValue(metrics: Metrics, outcome: string): Promise<number> {
   const data = await metrics.eventsHandled.get();
   return data.values.filter((v) => v.labels.outcome === outcome).reduce((sum, v) => sum + v.value, 0);
-}
-
-/** Counts every send per event id: the handler's side effect. */
-function countingNotifier(fail: (eventId: string) => boolean = () => false) {
-  const sends = new Map<string, number>();
-  const notifier: Notifier = {
-    async send(n) {
-      sends.set(n.eventId, (sends.get(n.eventId) ?? 0) + 1);
-      if (fail(n.eventId)) throw new TransientError('provider unavailable (test)');
-    },
-  };
-  return { notifier, sends };
 }
 
 describe('delivery', () => {

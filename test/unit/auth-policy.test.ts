@@ -9,7 +9,7 @@ const OPERATIONS: Operation[] = ['create', 'read', 'list', 'cancel', 'ship'];
 const TABLE: Record<string, Record<Operation, 'own' | 'any' | 'refused'>> = {
   'orders:read': { create: 'refused', read: 'own', list: 'own', cancel: 'refused', ship: 'refused' },
   'orders:write': { create: 'own', read: 'refused', list: 'refused', cancel: 'own', ship: 'refused' },
-  'orders:fulfil': { create: 'refused', read: 'any', list: 'any', cancel: 'refused', ship: 'any' },
+  'orders:fulfil': { create: 'refused', read: 'any', list: 'refused', cancel: 'refused', ship: 'any' },
   'orders:admin': { create: 'any', read: 'any', list: 'any', cancel: 'any', ship: 'any' },
   'orders:other': { create: 'refused', read: 'refused', list: 'refused', cancel: 'refused', ship: 'refused' },
 };
@@ -51,9 +51,16 @@ describe('authorize: customers act only for themselves', () => {
     expect(authorize(caller('orders:write'), 'create', 'c-1')).toEqual({ allowed: true, customerId: 'c-1' });
   });
 
-  it('lets admin and fulfil name any customer', () => {
+  it('lets admin name any customer; fulfil lists only as a customer would', () => {
     expect(authorize(caller('orders:admin'), 'create', 'c-9')).toEqual({ allowed: true, customerId: 'c-9' });
-    expect(authorize(caller('orders:fulfil'), 'list', 'c-9')).toEqual({ allowed: true, customerId: 'c-9' });
+    expect(authorize(caller('orders:fulfil', 'orders:read'), 'list', 'c-9')).toEqual({
+      allowed: false,
+      reason: 'other_customer',
+    });
+    expect(authorize(caller('orders:fulfil', 'orders:read'), 'list')).toEqual({
+      allowed: true,
+      customerId: 'c-1',
+    });
   });
 
   it('a fulfil token that also writes still cancels only its own orders', () => {

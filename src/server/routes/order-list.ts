@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ORDER_STATUSES } from '../../orders/lifecycle.js';
 import { decodeCursor, encodeCursor, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX } from '../../orders/listing.js';
-import { Order } from '../../orders/schemas.js';
+import { Order, safeText } from '../../orders/schemas.js';
 import { AppError } from '../../platform/errors.js';
 import { JSON_CONTENT_TYPE } from '../../platform/problem.js';
 import type { AppDeps } from '../app.js';
@@ -15,15 +15,12 @@ import { sendRaw } from '../problem.js';
 import { decide, orderProblems, secured } from './order-http.js';
 
 const ListQuery = z.object({
-  customerId: z
-    .string()
-    .min(1)
-    .max(64)
+  customerId: safeText(64)
     .optional()
     .meta({
       description:
         "Only this customer's orders. A customer's token lists its own (the default; another value is 403); " +
-        'with orders:fulfil or orders:admin, every customer when left out.',
+        'with orders:admin, every customer when left out.',
       example: 'c-42',
     }),
   status: z.enum(ORDER_STATUSES).optional().meta({ description: 'Only orders in this status' }),
