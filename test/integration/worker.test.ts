@@ -456,12 +456,19 @@ describe('redelivery and stop', () => {
   });
 
   it('stop() lets a running handler finish within the timeout', async () => {
-    const notifier: Notifier = { send: () => sleep(300) };
+    let running = 0;
+    const notifier: Notifier = {
+      send: () => {
+        running++;
+        return sleep(300);
+      },
+    };
     const { worker } = startWorker({ notifier });
     const [id] = await insertEvents(1);
+    // Running, not only claimed: a claimed event still in the buffer is released at stop.
     await waitFor(
-      () => eventRow(id!),
-      (r) => r.status === 'processing',
+      async () => running,
+      (n) => n === 1,
       2_000,
     );
     await worker.stop({ timeoutMs: 5_000 });
@@ -470,9 +477,11 @@ describe('redelivery and stop', () => {
 
   it('stop() aborts handlers still running at the timeout and releases their events at once', async () => {
     const aborted: unknown[] = [];
+    let running = 0;
     const notifier: Notifier = {
       send: (_n, { signal }) =>
         new Promise((_resolve, reject) => {
+          running++;
           signal.addEventListener('abort', () => {
             aborted.push(signal.reason);
             reject(signal.reason);
@@ -484,6 +493,12 @@ describe('redelivery and stop', () => {
     await waitFor(
       () => count(`SELECT count(*)::int AS n FROM outbox_events WHERE status = 'processing'`),
       (n) => n === 5,
+      2_000,
+    );
+    // Claimed is not yet running: wait until both handlers have started (seen once in CI).
+    await waitFor(
+      async () => running,
+      (n) => n === 2,
       2_000,
     );
     const started = performance.now();
