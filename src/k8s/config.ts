@@ -2,11 +2,15 @@
  * What `orders render-k8s` reads: its own K8S_* variables (flags override them) and the app's
  * non-secret variables, which are validated with the app's own schema (src/config.ts) so that a
  * manifest never carries a value the service would refuse at start. Every problem is reported at
- * once. Credentials (DATABASE_URL, MIGRATE_DATABASE_URL, NATS_URL) are never read here: the pods
- * get them from the Secret named by K8S_DATABASE_SECRET.
+ * once, and so is a configuration whose connections at full scale-out exceed
+ * K8S_DB_MAX_CONNECTIONS (src/k8s/connection-budget.ts). Credentials (DATABASE_URL,
+ * MIGRATE_DATABASE_URL, NATS_URL) are never read here: the pods get them from the Secret named by
+ * K8S_DATABASE_SECRET.
  */
 import { z } from 'zod';
 import { ConfigError, EnvSchema } from '../config.js';
+import { type Cidr, METADATA_ADDRESSES, metadataExceptions, parseCidr } from './cidr.js';
+import { connectionBudgetProblem, K8S_DEFAULT_DB_POOL_MAX } from './connection-budget.js';
 import { IMAGE_EXAMPLES, type ImageReference, imageVersionLabel, parseImageReference } from './image.js';
 
 /** The app variables carried into the ConfigMap when set (none of them may hold a credential). */
@@ -45,6 +49,17 @@ export const K8S_DEFAULT_SHUTDOWN_DELAY_MS = 5000;
 /** OTLP's standard collector ports (gRPC, HTTP): always open for egress. */
 const OTLP_PORTS = [4317, 4318];
 
+/** K8S_EGRESS_CIDRS' default: the private ranges (RFC 1918, RFC 6598 shared space, IPv6 ULA). */
+export const K8S_DEFAULT_EGRESS_CIDRS = '10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7';
+
+export type Autoscaler = 'hpa' | 'keda';
+
+/** One egress ipBlock: a CIDR and the metadata addresses inside it, which it must not reach. */
+export interface EgressBlock {
+  cidr: string;
+  except: string[];
+}
+
 export interface K8sConfig {
   namespace: string;
   image: string;
@@ -55,6 +70,21 @@ export interface K8sConfig {
   cpuTargetPercent: number;
   databaseSecret: string;
   prometheusRule: boolean;
+  /** The Prometheus Operator's ServiceMonitor (API) and PodMonitor (worker). */
+  prometheusOperator: boolean;
+  grafanaDashboard: boolean;
+  /** `hpa`: both Deployments scale on CPU; `keda`: the worker scales on its backlog and CPU. */
+  autoscaler: Autoscaler;
+  /** Due pending events per worker replica (KEDA's targetQueryValue). */
+  workerTargetBacklog: number;
+  /** Namespaces whose pods may call the API (NetworkPolicy), sorted. */
+  ingressFrom: string[];
+  /** Namespaces whose pods may scrape /metrics (API and worker), sorted. */
+  metricsFrom: string[];
+  /** Where the pods may connect (other than DNS), canonical, in the given order. */
+  egress: EgressBlock[];
+  dbMaxConnections: number;
+  priorityClass: string | undefined;
   workerPort: number;
   shutdownDelayMs: number;
   shutdownTimeoutMs: number;
@@ -72,6 +102,7 @@ export interface K8sFlags {
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const NAMESPACE_EXAMPLE = 'lowercase letters, digits and "-", at most 63 characters';
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 const int = (min: number, max: number) =>
@@ -87,6 +118,62 @@ const int = (min: number, max: number) =>
         .min(min, `expected a whole number from ${min} to ${max}`)
         .max(max, `expected a whole number from ${min} to ${max}`),
     );
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], 'expected true or false'))
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/** A comma-separated list; blanks around items are ignored, an empty item is an error. */
+const list = (what: string) =>
+  z
+    .string()
+    .transform((v) => v.split(',').map((item) => item.trim()))
+    .refine(
+      (items) => items.every((item) => item !== ''),
+      `expected ${what}, comma-separated, with no empty item`,
+    );
+
+/** Namespace names (DNS labels), sorted and without duplicates. */
+const namespaces = list('namespace names')
+  .superRefine((items, ctx) => {
+    for (const item of items) {
+      if (item !== '' && (item.length > 63 || !DNS_LABEL.test(item))) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected namespace names (${NAMESPACE_EXAMPLE}); ${quote(item)} is not one`,
+        });
+      }
+    }
+  })
+  .transform((items) => [...new Set(items)].sort());
+
+/** CIDR blocks, canonical, without duplicates; refuses a block that is only a metadata address. */
+const cidrs = list('CIDR blocks (e.g. 10.0.0.0/8,fc00::/7)').transform((items, ctx) => {
+  const blocks: Cidr[] = [];
+  for (const item of items) {
+    if (item === '') continue;
+    const parsed = parseCidr(item);
+    if (!parsed.ok) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected CIDR blocks (e.g. 10.0.0.0/8,fc00::/7); ${quote(item)} ${parsed.problem}`,
+      });
+      continue;
+    }
+    if (METADATA_ADDRESSES.some((m) => m.text === parsed.cidr.text)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${quote(item)} is the cloud metadata address, which the pods must never reach`,
+      });
+      continue;
+    }
+    if (!blocks.some((b) => b.text === parsed.cidr.text)) blocks.push(parsed.cidr);
+  }
+  return blocks.map((b): EgressBlock => ({ cidr: b.text, except: metadataExceptions(b) }));
+});
 
 const K8sSchema = z.object({
   K8S_NAMESPACE: z
@@ -105,13 +192,31 @@ const K8sSchema = z.object({
     .max(253, 'expected a Secret name of at most 253 characters')
     .regex(DNS_SUBDOMAIN, 'expected a Secret name: lowercase letters, digits, "-" and "." (e.g. orders-db)')
     .default('orders-db'),
-  K8S_PROMETHEUS_RULE: z
+  K8S_PROMETHEUS_RULE: bool.default(false),
+  K8S_PROMETHEUS_OPERATOR: bool.default(false),
+  K8S_GRAFANA_DASHBOARD: bool.default(false),
+  K8S_AUTOSCALER: z
     .string()
     .trim()
     .toLowerCase()
-    .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], 'expected true or false'))
-    .transform((v) => v === 'true' || v === '1' || v === 'yes')
-    .default(false),
+    .pipe(z.enum(['hpa', 'keda'], 'expected hpa or keda'))
+    .default('hpa'),
+  K8S_WORKER_TARGET_BACKLOG: int(1, 1_000_000).default(100),
+  // Unset: the render's own namespace (filled in below, since --namespace may set it).
+  K8S_INGRESS_FROM: namespaces.optional(),
+  K8S_METRICS_FROM: namespaces.default(['monitoring']),
+  K8S_EGRESS_CIDRS: cidrs.default(() => cidrs.parse(K8S_DEFAULT_EGRESS_CIDRS)),
+  // PostgreSQL's own default; its upper bound is the server's (2^18 - 1).
+  K8S_DB_MAX_CONNECTIONS: int(1, 262_143).default(100),
+  K8S_PRIORITY_CLASS: z
+    .string()
+    .trim()
+    .max(253, 'expected a PriorityClass name of at most 253 characters')
+    .regex(
+      DNS_SUBDOMAIN,
+      'expected a PriorityClass name: lowercase letters, digits, "-" and "." (e.g. orders-critical)',
+    )
+    .optional(),
 });
 
 type K8sVar = keyof typeof K8sSchema.shape;
@@ -182,17 +287,34 @@ export function loadK8sConfig(
     k8s.K8S_MAX_REPLICAS === undefined ||
     k8s.K8S_CPU_TARGET_PERCENT === undefined ||
     k8s.K8S_DATABASE_SECRET === undefined ||
-    k8s.K8S_PROMETHEUS_RULE === undefined
+    k8s.K8S_PROMETHEUS_RULE === undefined ||
+    k8s.K8S_PROMETHEUS_OPERATOR === undefined ||
+    k8s.K8S_GRAFANA_DASHBOARD === undefined ||
+    k8s.K8S_AUTOSCALER === undefined ||
+    k8s.K8S_WORKER_TARGET_BACKLOG === undefined ||
+    k8s.K8S_METRICS_FROM === undefined ||
+    k8s.K8S_EGRESS_CIDRS === undefined ||
+    k8s.K8S_DB_MAX_CONNECTIONS === undefined
   ) {
     throw new ConfigError(issues);
   }
 
+  // The app's default pool (10) is for one process; in a cluster it must fit the connection
+  // budget, so the manifests say what the pods use.
+  const dbPoolMax = Number(app.DB_POOL_MAX ?? K8S_DEFAULT_DB_POOL_MAX);
+  const budget = connectionBudgetProblem(
+    { maxReplicas: k8s.K8S_MAX_REPLICAS, poolMax: dbPoolMax, keda: k8s.K8S_AUTOSCALER === 'keda' },
+    k8s.K8S_DB_MAX_CONNECTIONS,
+  );
+  if (budget !== undefined) throw new ConfigError([budget]);
+
   const shutdownDelayMs = Number(app.SHUTDOWN_DELAY_MS ?? K8S_DEFAULT_SHUTDOWN_DELAY_MS);
   const shutdownTimeoutMs = Number(app.SHUTDOWN_TIMEOUT_MS ?? defaultOf('SHUTDOWN_TIMEOUT_MS'));
   const workerPort = Number(app.WORKER_PORT ?? defaultOf('WORKER_PORT'));
-  // The manifests are computed from these three, so the pods must not fall back to other defaults.
+  // The manifests are computed from these four, so the pods must not fall back to other defaults.
   const appEnv: Record<string, string> = {
     ...app,
+    DB_POOL_MAX: String(dbPoolMax),
     SHUTDOWN_DELAY_MS: String(shutdownDelayMs),
     SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
     WORKER_PORT: String(workerPort),
@@ -207,6 +329,15 @@ export function loadK8sConfig(
     cpuTargetPercent: k8s.K8S_CPU_TARGET_PERCENT,
     databaseSecret: k8s.K8S_DATABASE_SECRET,
     prometheusRule: k8s.K8S_PROMETHEUS_RULE,
+    prometheusOperator: k8s.K8S_PROMETHEUS_OPERATOR,
+    grafanaDashboard: k8s.K8S_GRAFANA_DASHBOARD,
+    autoscaler: k8s.K8S_AUTOSCALER,
+    workerTargetBacklog: k8s.K8S_WORKER_TARGET_BACKLOG,
+    ingressFrom: k8s.K8S_INGRESS_FROM ?? [k8s.K8S_NAMESPACE],
+    metricsFrom: k8s.K8S_METRICS_FROM,
+    egress: k8s.K8S_EGRESS_CIDRS,
+    dbMaxConnections: k8s.K8S_DB_MAX_CONNECTIONS,
+    priorityClass: k8s.K8S_PRIORITY_CLASS,
     workerPort,
     shutdownDelayMs,
     shutdownTimeoutMs,

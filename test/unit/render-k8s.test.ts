@@ -25,6 +25,7 @@ import { run } from '../../src/commands/render-k8s.js';
 import { UsageError } from '../../src/commands/report.js';
 import { ConfigError } from '../../src/config.js';
 import { loadK8sConfig } from '../../src/k8s/config.js';
+import { dashboardJson } from '../../src/k8s/dashboard.js';
 import { parseImageReference } from '../../src/k8s/image.js';
 import { type Manifest, renderManifests, toYaml } from '../../src/k8s/render.js';
 
@@ -40,6 +41,8 @@ const GOLDEN_ENV = {
   K8S_IMAGE: IMAGE,
   LOG_LEVEL: 'info',
   DB_POOL_MAX: '20',
+  // 2 × (10 + 3 surging) pods × 20 + 1 = 521 connections: as behind a PgBouncer accepting 600.
+  K8S_DB_MAX_CONNECTIONS: '600',
   WORKER_CONCURRENCY: '8',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4318',
   DATABASE_URL: 'postgres://orders_service:s3cret@db.internal:5432/orders',
@@ -72,6 +75,22 @@ const deployments = {
 const job = objects.find((o): o is V1Job => o.kind === 'Job')!;
 const podSpec = (d: V1Deployment | V1Job): V1PodSpec => d.spec!.template.spec!;
 const container = (d: V1Deployment | V1Job): V1Container => podSpec(d).containers[0]!;
+/** `PROTOCOL/port` of every rule's ports, in order. */
+const ports = (rules: { ports?: k8sClient.V1NetworkPolicyPort[] }[] = []) =>
+  rules.flatMap((r) => (r.ports ?? []).map((p) => `${p.protocol}/${p.port}`));
+/** Each ingress rule as [its namespaces (comma-joined), its ports]. */
+const ingressFrom = (policy: k8sClient.V1NetworkPolicy) =>
+  (policy.spec!.ingress ?? []).map((rule) => {
+    const peers = (rule as { from?: k8sClient.V1NetworkPolicyPeer[] }).from ?? [];
+    const names = peers.flatMap((p) =>
+      (p.namespaceSelector?.matchExpressions ?? []).flatMap((e) => {
+        expect([e.key, e.operator]).toEqual(['kubernetes.io/metadata.name', 'In']);
+        return e.values ?? [];
+      }),
+    );
+    expect(peers.every((p) => p.podSelector === undefined && p.ipBlock === undefined)).toBe(true);
+    return [names.join(','), ports([rule]).join(',')];
+  });
 
 // --- schema ----------------------------------------------------------------------------------
 
@@ -109,12 +128,34 @@ function unknownFields(value: unknown, type: string, path: string): string[] {
   });
 }
 
+/**
+ * Every option on: the built-in objects then include the dashboard ConfigMap and priority classes
+ * (the custom resources are checked in render-k8s-crds.test.ts).
+ */
+const withOptions = renderManifests(
+  loadK8sConfig({
+    ...GOLDEN_ENV,
+    K8S_AUTOSCALER: 'keda',
+    K8S_PROMETHEUS_OPERATOR: 'true',
+    K8S_PROMETHEUS_RULE: 'true',
+    K8S_GRAFANA_DASHBOARD: 'true',
+    K8S_PRIORITY_CLASS: 'orders-critical',
+  }),
+  { dashboardJson: dashboardJson() },
+).filter((o) => MODELS[`${o.apiVersion}/${o.kind}`] !== undefined);
+const schemaCases = [
+  ...objects.map((o) => [`${o.kind}/${o.metadata?.name}`, o] as const),
+  ...withOptions.map((o) => [`${o.kind}/${o.metadata?.name} (every option on)`, o] as const),
+];
+
 describe('render-k8s: schema', () => {
   it('emits the expected objects in apply order', () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata?.name}`)).toEqual([
       'ServiceAccount/orders',
       'ConfigMap/orders-config',
       'NetworkPolicy/orders',
+      'NetworkPolicy/orders-api',
+      'NetworkPolicy/orders-worker',
       `Job/${job.metadata!.name}`,
       'Deployment/orders-api',
       'Deployment/orders-worker',
@@ -126,23 +167,17 @@ describe('render-k8s: schema', () => {
     ]);
   });
 
-  it.each(objects.map((o) => [`${o.kind}/${o.metadata?.name}`, o] as const))(
-    '%s validates against the Kubernetes schema',
-    (_, object) => {
-      const Model = MODELS[`${object.apiVersion}/${object.kind}`];
-      expect(Model, `a kubernetes-models class for ${object.apiVersion} ${object.kind}`).toBeDefined();
-      expect(() => new Model!(structuredClone(object) as never).validate()).not.toThrow();
-    },
-  );
+  it.each(schemaCases)('%s validates against the Kubernetes schema', (_, object) => {
+    const Model = MODELS[`${object.apiVersion}/${object.kind}`];
+    expect(Model, `a kubernetes-models class for ${object.apiVersion} ${object.kind}`).toBeDefined();
+    expect(() => new Model!(structuredClone(object) as never).validate()).not.toThrow();
+  });
 
-  it.each(objects.map((o) => [`${o.kind}/${o.metadata?.name}`, o] as const))(
-    '%s has no field unknown to Kubernetes',
-    (_, object) => {
-      const version = object.apiVersion!.split('/').at(-1)!;
-      const type = `${version[0]!.toUpperCase()}${version.slice(1)}${object.kind}`;
-      expect(unknownFields(object, type, '')).toEqual([]);
-    },
-  );
+  it.each(schemaCases)('%s has no field unknown to Kubernetes', (_, object) => {
+    const version = object.apiVersion!.split('/').at(-1)!;
+    const type = `${version[0]!.toUpperCase()}${version.slice(1)}${object.kind}`;
+    expect(unknownFields(object, type, '')).toEqual([]);
+  });
 
   it('the validation would catch a broken object (so the tests above can fail)', () => {
     const broken = structuredClone(deployments.api) as unknown as {
@@ -185,6 +220,9 @@ describe('render-k8s: output', () => {
       'src/k8s/render.ts',
       'src/k8s/template.ts',
       'src/k8s/config.ts',
+      'src/k8s/cidr.ts',
+      'src/k8s/keda.ts',
+      'src/k8s/connection-budget.ts',
       'src/commands/render-k8s.ts',
     ]) {
       const source = readFileSync(join(ROOT, file), 'utf8');
@@ -301,7 +339,8 @@ describe('render-k8s: production properties', () => {
     const changed = render({ ...GOLDEN_ENV, LOG_LEVEL: 'debug' });
     const checksum = (d: Manifest) =>
       (d as V1Deployment).spec!.template.metadata!.annotations!['checksum/config'];
-    expect(checksum(changed[4]!)).not.toBe(checksum(deployments.api));
+    const changedApi = changed.find((o) => o.kind === 'Deployment' && o.metadata?.name === 'orders-api')!;
+    expect(checksum(changedApi)).not.toBe(checksum(deployments.api));
     expect(checksum(deployments.api)).toMatch(/^[0-9a-f]{64}$/);
   });
 
@@ -388,7 +427,8 @@ describe('render-k8s: production properties', () => {
       expect(podSpec(d).terminationGracePeriodSeconds).toBe(35);
     }
     const custom = render({ ...GOLDEN_ENV, SHUTDOWN_DELAY_MS: '10000', SHUTDOWN_TIMEOUT_MS: '50500' });
-    const grace = (custom[4] as V1Deployment).spec!.template.spec!.terminationGracePeriodSeconds!;
+    const grace = (custom.find((o) => o.kind === 'Deployment') as V1Deployment).spec!.template.spec!
+      .terminationGracePeriodSeconds!;
     expect(grace).toBeGreaterThan((10_000 + 50_500) / 1000);
     expect((custom[1] as k8sClient.V1ConfigMap).data).toMatchObject({
       SHUTDOWN_DELAY_MS: '10000',
@@ -413,10 +453,10 @@ describe('render-k8s: production properties', () => {
     }
   });
 
-  it('image pinned, pulled IfNotPresent', () => {
+  it('image pinned, pulled Always (the registry checks the pull credentials on every start)', () => {
     for (const d of [deployments.api, deployments.worker, job]) {
       expect(container(d).image).toBe(IMAGE);
-      expect(container(d).imagePullPolicy).toBe('IfNotPresent');
+      expect(container(d).imagePullPolicy).toBe('Always');
     }
   });
 
@@ -482,6 +522,7 @@ describe('render-k8s: production properties', () => {
       K8S_MIN_REPLICAS: '3',
       K8S_MAX_REPLICAS: '30',
       K8S_CPU_TARGET_PERCENT: '55',
+      K8S_DB_MAX_CONNECTIONS: '2000',
     });
     const hpa = custom.find(
       (o) => o.kind === 'HorizontalPodAutoscaler',
@@ -502,9 +543,10 @@ describe('render-k8s: production properties', () => {
     }
   });
 
-  it('NetworkPolicy: ingress to 8080 and the worker port only; egress DNS, PostgreSQL, NATS, OTLP', () => {
+  it('NetworkPolicy: a default for every orders pod, no ingress; egress DNS to kube-system, the rest to the private ranges', () => {
     const np = find<k8sClient.V1NetworkPolicy>('NetworkPolicy', 'orders');
     expect(np.spec!.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(np.spec!.ingress).toBeUndefined();
     expect(np.spec!.podSelector!.matchLabels).toEqual({
       'app.kubernetes.io/name': 'orders',
       'app.kubernetes.io/instance': 'orders',
@@ -512,28 +554,100 @@ describe('render-k8s: production properties', () => {
     for (const d of [deployments.api, deployments.worker, job]) {
       expect(d.spec!.template.metadata!.labels).toMatchObject(np.spec!.podSelector!.matchLabels!);
     }
-    const ports = (rules: { ports?: k8sClient.V1NetworkPolicyPort[] }[] = []) =>
-      rules.flatMap((r) => (r.ports ?? []).map((p) => `${p.protocol}/${p.port}`));
-    expect(ports(np.spec!.ingress)).toEqual(['TCP/8080', 'TCP/8081']);
-    expect(ports(np.spec!.egress)).toEqual([
+    const [dns, rest, ...others] = np.spec!.egress ?? [];
+    expect(others).toEqual([]);
+    expect(ports([dns!])).toEqual(['UDP/53', 'TCP/53']);
+    expect(dns!.to).toEqual([
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } },
+    ]);
+    expect(ports([rest!])).toEqual(['TCP/5432', 'TCP/4222', 'TCP/4317', 'TCP/4318', 'TCP/443']);
+    expect(rest!.to).toEqual([
+      { ipBlock: { cidr: '10.0.0.0/8' } },
+      { ipBlock: { cidr: '172.16.0.0/12' } },
+      { ipBlock: { cidr: '192.168.0.0/16' } },
+      { ipBlock: { cidr: '100.64.0.0/10' } },
+      { ipBlock: { cidr: 'fc00::/7', except: ['fd00:ec2::254/128'] } },
+    ]);
+    // Every egress rule names both where and which ports: nothing is open to everything.
+    for (const rule of np.spec!.egress ?? []) {
+      expect(rule.ports?.length).toBeGreaterThan(0);
+      expect(rule.to?.length).toBeGreaterThan(0);
+    }
+    const custom = render({
+      ...GOLDEN_ENV,
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com',
+      AUTH_JWKS_URL: 'https://keys.example.com/jwks',
+    });
+    const customNp = custom.find((o) => o.kind === 'NetworkPolicy') as k8sClient.V1NetworkPolicy;
+    // 443 for both the collector and the keys: listed once.
+    expect(ports(customNp.spec!.egress)).toEqual([
       'UDP/53',
       'TCP/53',
       'TCP/5432',
       'TCP/4222',
+      'TCP/443',
       'TCP/4317',
       'TCP/4318',
-      'TCP/443',
     ]);
-    for (const rule of np.spec!.ingress ?? []) expect(rule.ports?.length).toBeGreaterThan(0);
-    for (const rule of np.spec!.egress ?? []) expect(rule.ports?.length).toBeGreaterThan(0);
+  });
+
+  it('NetworkPolicy: the API port from K8S_INGRESS_FROM (default: its own namespace) and K8S_METRICS_FROM; the worker port from K8S_METRICS_FROM only', () => {
+    const api = find<k8sClient.V1NetworkPolicy>('NetworkPolicy', 'orders-api');
+    const worker = find<k8sClient.V1NetworkPolicy>('NetworkPolicy', 'orders-worker');
+    expect(api.spec!.podSelector!.matchLabels).toEqual(deployments.api.spec!.selector.matchLabels);
+    expect(worker.spec!.podSelector!.matchLabels).toEqual(deployments.worker.spec!.selector.matchLabels);
+    expect(api.spec!.policyTypes).toEqual(['Ingress']);
+    expect(worker.spec!.policyTypes).toEqual(['Ingress']);
+    expect(ingressFrom(api)).toEqual([
+      ['orders', 'TCP/8080'],
+      ['monitoring', 'TCP/8080'],
+    ]);
+    expect(ingressFrom(worker)).toEqual([['monitoring', 'TCP/8081']]);
+    // The migration Job's pods match no ingress policy: the default one admits nothing.
+    const jobLabels = job.spec!.template.metadata!.labels!;
+    for (const policy of [api, worker]) {
+      const selected = Object.entries(policy.spec!.podSelector!.matchLabels!).every(
+        ([k, v]) => jobLabels[k] === v,
+      );
+      expect(selected).toBe(false);
+    }
+
+    const custom = render(
+      {
+        ...GOLDEN_ENV,
+        K8S_INGRESS_FROM: 'ingress-nginx, shop ,ingress-nginx',
+        K8S_METRICS_FROM: 'prometheus,observability',
+      },
+      { namespace: 'shop' },
+    );
+    const np = (name: string) =>
+      custom.find(
+        (o) => o.kind === 'NetworkPolicy' && o.metadata?.name === name,
+      ) as k8sClient.V1NetworkPolicy;
+    expect(ingressFrom(np('orders-api'))).toEqual([
+      ['ingress-nginx,shop', 'TCP/8080'],
+      ['observability,prometheus', 'TCP/8080'],
+    ]);
+    expect(ingressFrom(np('orders-worker'))).toEqual([['observability,prometheus', 'TCP/8081']]);
+    // Without K8S_INGRESS_FROM the API admits its own namespace, whichever --namespace names.
+    const own = render(GOLDEN_ENV, { namespace: 'shop-eu' }).find(
+      (o) => o.kind === 'NetworkPolicy' && o.metadata?.name === 'orders-api',
+    ) as k8sClient.V1NetworkPolicy;
+    expect(ingressFrom(own)[0]).toEqual(['shop-eu', 'TCP/8080']);
+  });
+
+  it('K8S_EGRESS_CIDRS: canonical blocks, each once, the metadata address excepted wherever it falls', () => {
     const custom = render({
       ...GOLDEN_ENV,
-      OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com',
-      WORKER_PORT: '9091',
+      K8S_EGRESS_CIDRS: '169.254.0.0/16, 10.20.0.0/16,FD00::/8,10.20.0.0/16,0.0.0.0/0',
     });
-    const customNp = custom.find((o) => o.kind === 'NetworkPolicy') as k8sClient.V1NetworkPolicy;
-    expect(ports(customNp.spec!.ingress)).toEqual(['TCP/8080', 'TCP/9091']);
-    expect(ports(customNp.spec!.egress)).toContain('TCP/443');
+    const np = custom.find((o) => o.kind === 'NetworkPolicy') as k8sClient.V1NetworkPolicy;
+    expect(np.spec!.egress![1]!.to).toEqual([
+      { ipBlock: { cidr: '169.254.0.0/16', except: ['169.254.169.254/32'] } },
+      { ipBlock: { cidr: '10.20.0.0/16' } },
+      { ipBlock: { cidr: 'fd00::/8', except: ['fd00:ec2::254/128'] } },
+      { ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.169.254/32'] } },
+    ]);
   });
 
   it('WORKER_PORT must be a fixed port (the app alone may take 0, an ephemeral one)', () => {
@@ -541,8 +655,10 @@ describe('render-k8s: production properties', () => {
       /WORKER_PORT: expected a fixed port/,
     );
     const same = render({ ...GOLDEN_ENV, WORKER_PORT: '8080' });
-    const np = same.find((o) => o.kind === 'NetworkPolicy') as k8sClient.V1NetworkPolicy;
-    expect(np.spec!.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }]);
+    const np = same.find(
+      (o) => o.kind === 'NetworkPolicy' && o.metadata?.name === 'orders-worker',
+    ) as k8sClient.V1NetworkPolicy;
+    expect(ingressFrom(np)).toEqual([['monitoring', 'TCP/8080']]);
   });
 
   it('WORKER_PORT moves the worker port, its probes, annotations and NetworkPolicy together', () => {
@@ -788,27 +904,49 @@ describe('render-k8s: the command', () => {
     expect(stdout).toBe('');
   });
 
-  it('--out DIR writes one NN-kind-name.yaml per object and replaces only its own earlier files', async () => {
+  it('--out DIR writes one NN-kind-name.yaml per object and a kustomization.yaml, and replaces only its own earlier files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'orders-k8s-'));
     try {
-      writeFileSync(join(dir, 'kustomization.yaml'), 'resources: []\n');
+      writeFileSync(join(dir, 'README.md'), 'mine\n');
       expect(await run({ out: dir })).toBe(0);
       const first = readdirSync(dir).sort();
       expect(first).toContain('01-serviceaccount-orders.yaml');
-      expect(first).toContain('05-deployment-orders-api.yaml');
-      expect(first).toContain('kustomization.yaml');
-      expect(first.filter((f) => /^\d\d-/.test(f))).toHaveLength(objects.length);
-      const together = first
-        .filter((f) => /^\d\d-/.test(f))
-        .flatMap((f) => parseStream(readFileSync(join(dir, f), 'utf8')));
+      expect(first).toContain('07-deployment-orders-api.yaml');
+      expect(first).toContain('README.md');
+      const manifests = first.filter((f) => /^\d\d-/.test(f));
+      expect(manifests).toHaveLength(objects.length);
+      const together = manifests.flatMap((f) => parseStream(readFileSync(join(dir, f), 'utf8')));
       expect(together).toEqual(parseStream(readFileSync(GOLDEN, 'utf8')));
+      const kustomization = readFileSync(join(dir, 'kustomization.yaml'), 'utf8');
+      expect(kustomization.startsWith('# Generated by `orders render-k8s`')).toBe(true);
+      expect(parseStream(kustomization)).toEqual([
+        { apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: manifests },
+      ]);
 
       // A new image renames the Job: the old Job file must not linger beside the new one.
       expect(await run({ out: dir, image: 'registry.example.com/shop/orders:1.4.3' })).toBe(0);
       const second = readdirSync(dir);
       expect(second.filter((f) => f.includes('-job-'))).toHaveLength(1);
-      expect(second).toContain('kustomization.yaml');
+      const listed = (
+        parseStream(readFileSync(join(dir, 'kustomization.yaml'), 'utf8'))[0] as unknown as {
+          resources: string[];
+        }
+      ).resources;
+      expect(listed.sort()).toEqual(second.filter((f) => /^\d\d-/.test(f)).sort());
+      expect(readFileSync(join(dir, 'README.md'), 'utf8')).toBe('mine\n');
       expect(stdout).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--out refuses a directory holding a kustomization.yaml it did not write, and leaves it alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'orders-k8s-'));
+    try {
+      writeFileSync(join(dir, 'kustomization.yaml'), 'resources: []\n');
+      await expect(run({ out: dir })).rejects.toThrow(/kustomization\.yaml that render-k8s did not write/);
+      expect(readdirSync(dir)).toEqual(['kustomization.yaml']);
+      expect(readFileSync(join(dir, 'kustomization.yaml'), 'utf8')).toBe('resources: []\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
