@@ -8,6 +8,10 @@
 # and SIGINT handlers (readiness 503 -> SHUTDOWN_DELAY_MS -> drain -> exit 0), which is all PID 1
 # needs: the kernel only withholds signals from PID 1 that have no handler. The service starts no
 # child processes, so there are no zombies to reap. `docker run --init` stays possible.
+#
+# Base image: every stage is FROM ${NODE_IMAGE}, so pinning it by digest is this one line (or
+# `--build-arg NODE_IMAGE=node:24-bookworm-slim@sha256:<digest>`); docs/deploy.md says how to get
+# the digest and keep it current. The repo does not pin one: no registry is reachable where it is built.
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: compile TypeScript with the dev dependencies --------------------------------------
@@ -21,11 +25,20 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# ---- production dependencies only, without install scripts ------------------------------------
+# ---- production dependencies only, without install scripts, and their SBOM --------------------
 FROM ${NODE_IMAGE} AS deps
-WORKDIR /app
+# `npm sbom` names the application component after this directory.
+WORKDIR /orders
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# /app/sbom.cdx.json: a CycloneDX SBOM of exactly the packages installed here (and shipped), made
+# by npm itself, offline (it reads node_modules and the lockfile). devDependencies are deleted from
+# this stage's copy of package.json first: on a tree without them `npm sbom --omit=dev` fails
+# (ESBOMPROBLEMS, "missing"), and with --package-lock-only it drops production packages a dev
+# dependency also depends on (npm/cli#7909; here e.g. jose, yaml and pg-protocol).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+  && npm pkg delete devDependencies \
+  && npm sbom --omit=dev --sbom-format cyclonedx --sbom-type application >sbom.cdx.json \
+  && npm cache clean --force
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM ${NODE_IMAGE}
@@ -39,7 +52,8 @@ ENV NODE_ENV=production \
     PORT=8080
 WORKDIR /app
 # Everything under /app stays root-owned and read-only for the service user.
-COPY --from=deps /app/node_modules ./node_modules
+COPY --from=deps /orders/node_modules ./node_modules
+COPY --from=deps /orders/sbom.cdx.json ./sbom.cdx.json
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY bin ./bin

@@ -3,7 +3,8 @@
 # PostgreSQL (127.0.0.1:5432, trust auth, user postgres), what an operator relies on:
 #   non-root UID >= 10000 · `migrate up` · `serve --no-worker` answers an order round trip on a
 #   read-only root file system as a DML-only database role · the HEALTHCHECK command passes ·
-#   `worker` delivers the order's event · SIGTERM to PID 1 exits 0 within the drain bound.
+#   `worker` delivers the order's event · SIGTERM to PID 1 exits 0 within the drain bound ·
+#   /app/sbom.cdx.json is a CycloneDX SBOM of exactly the production packages the image ships.
 # It sets itself up: installs podman/runc/debootstrap when missing and, when no image
 # node:24-bookworm-slim exists (no registry but npm and Debian is reachable here), builds a stand-in
 # for it from Debian bookworm (debootstrap) plus Node 24 and npm 11 from the npm registry.
@@ -149,7 +150,9 @@ ok "base image runs node $base_node"
 step "podman build -t $IMAGE ."
 t0=$SECONDS
 # docker format: the OCI image format has no HEALTHCHECK.
-timeout 1800 podman build --format docker --network host -t "$IMAGE" "$CONTEXT" >"$WORK/build.log" 2>&1 || {
+# NODE_IMAGE passed explicitly: a digest pinned in the Dockerfile still builds on the local stand-in.
+timeout 1800 podman build --format docker --network host --build-arg NODE_IMAGE="$BASE_IMAGE" -t "$IMAGE" "$CONTEXT" \
+  >"$WORK/build.log" 2>&1 || {
   tail -40 "$WORK/build.log"
   die "image build failed"
 }
@@ -159,6 +162,60 @@ ok "image size: $size bytes ($((size / 1024 / 1024)) MiB)"
 healthcheck="$(podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE" 2>/dev/null || true)"
 [[ "$healthcheck" == *healthcheck* ]] || die "the image has no HEALTHCHECK (got $healthcheck)"
 ok "HEALTHCHECK: $healthcheck"
+
+# ---------------------------------------------------------------------------------------------
+step "the image's SBOM /app/sbom.cdx.json: CycloneDX, exactly the production packages it ships"
+timeout 60 podman run --rm --no-healthcheck --entrypoint cat "$IMAGE" /app/sbom.cdx.json >"$WORK/sbom.cdx.json" ||
+  die "/app/sbom.cdx.json is not in the image"
+# Every package directory under /app/node_modules (nested and scoped ones too), as name@version.
+timeout 60 podman run --rm --no-healthcheck --entrypoint node "$IMAGE" -e '
+  const fs = require("fs"), path = require("path"), seen = new Set();
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory() || e.name.startsWith(".")) continue;
+      const p = path.join(dir, e.name);
+      if (e.name.startsWith("@")) { walk(p); continue; }
+      try { const j = JSON.parse(fs.readFileSync(path.join(p, "package.json"), "utf8")); seen.add(`${j.name}@${j.version}`); } catch {}
+      if (fs.existsSync(path.join(p, "node_modules"))) walk(path.join(p, "node_modules"));
+    }
+  };
+  walk("/app/node_modules");
+  console.log(JSON.stringify([...seen].sort()));' >"$WORK/installed.json" || die "cannot list /app/node_modules"
+cat >"$WORK/sbom-check.mjs" <<'JS'
+import { readFileSync } from 'node:fs';
+const [sbomFile, installedFile, lockFile, packageFile] = process.argv.slice(2);
+const fail = (message) => { console.error(`    FAIL: ${message}`); process.exit(1); };
+const ok = (message) => console.log(`    ok: ${message}`);
+let bom;
+try { bom = JSON.parse(readFileSync(sbomFile, 'utf8')); } catch (error) { fail(`not valid JSON: ${error.message}`); }
+if (bom.bomFormat !== 'CycloneDX') fail(`bomFormat is ${bom.bomFormat}, not CycloneDX`);
+if (!Array.isArray(bom.components) || bom.components.length === 0) fail('no components');
+ok(`valid JSON, bomFormat CycloneDX ${bom.specVersion}, application ${bom.metadata?.component?.name}@${bom.metadata?.component?.version}, ${bom.components.length} components`);
+const lock = JSON.parse(readFileSync(lockFile, 'utf8'));
+const pkg = JSON.parse(readFileSync(packageFile, 'utf8'));
+const versions = (name) => bom.components.filter((c) => c.name === name).map((c) => c.version);
+for (const name of ['fastify', 'pg', 'prom-client']) {
+  const locked = lock.packages[`node_modules/${name}`]?.version;
+  if (!locked || !versions(name).includes(locked)) fail(`${name}: the SBOM lists ${versions(name).join(', ') || 'nothing'}, package-lock.json ${locked}`);
+  ok(`${name}@${locked}, as in package-lock.json`);
+}
+for (const name of ['vitest', 'typescript', '@biomejs/biome']) if (versions(name).length) fail(`lists the devDependency ${name}`);
+// A devDependency may only appear when production packages need it too: then the lockfile does
+// not mark it `dev` (e.g. ajv, which fastify uses; @types/pg, an optional peer of node-pg-migrate).
+const shared = Object.keys(pkg.devDependencies ?? {}).filter((name) => versions(name).length);
+const devOnly = shared.filter((name) => lock.packages[`node_modules/${name}`]?.dev === true);
+if (devOnly.length) fail(`lists devDependencies: ${devOnly.join(', ')}`);
+ok(`no devDependency (vitest, typescript, ...)${shared.length ? `; also needed by production packages: ${shared.join(', ')}` : ''}`);
+const listed = new Set(bom.components.map((c) => `${c.name}@${c.version}`));
+const installed = new Set(JSON.parse(readFileSync(installedFile, 'utf8')));
+const unlisted = [...installed].filter((p) => !listed.has(p));
+const absent = [...listed].filter((p) => !installed.has(p));
+if (unlisted.length) fail(`in /app/node_modules but not in the SBOM: ${unlisted.join(', ')}`);
+if (absent.length) fail(`in the SBOM but not in /app/node_modules: ${absent.join(', ')}`);
+ok(`the SBOM lists exactly the ${installed.size} packages in /app/node_modules`);
+JS
+node "$WORK/sbom-check.mjs" "$WORK/sbom.cdx.json" "$WORK/installed.json" "$CONTEXT/package-lock.json" \
+  "$CONTEXT/package.json" || die "the SBOM check failed"
 
 # ---------------------------------------------------------------------------------------------
 step "runs as a non-root user with UID and GID >= 10000"

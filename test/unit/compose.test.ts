@@ -19,6 +19,56 @@ const compose = parse(text, { merge: true }) as {
 };
 const services = compose.services;
 
+type Service = (typeof services)[string];
+
+/** A one-shot job (migrate): it runs once and exits, so it has no healthcheck; others wait for its success. */
+function isOneShot(service: Service): boolean {
+  return service.restart === 'no';
+}
+
+function hasHealthcheck(service: Service): boolean {
+  const healthcheck = service.healthcheck as { test?: unknown; disable?: boolean } | undefined;
+  const test = healthcheck?.test;
+  return healthcheck?.disable !== true && Array.isArray(test) && test.length > 1 && test[0] !== 'NONE';
+}
+
+/**
+ * What keeps `docker compose up` from starting in order, per service: a long-running service
+ * without a healthcheck of its own, a one-shot with one, a dependency waited for only until it
+ * started, or with the wrong condition (a one-shot must have completed successfully, anything
+ * else must be healthy).
+ */
+function startupProblems(all: Record<string, Service>): string[] {
+  const problems: string[] = [];
+  for (const [name, service] of Object.entries(all)) {
+    if (isOneShot(service)) {
+      if (hasHealthcheck(service)) problems.push(`${name}: a one-shot job with a healthcheck`);
+    } else if (!hasHealthcheck(service)) {
+      problems.push(`${name}: no healthcheck`);
+    }
+    const dependsOn = service.depends_on;
+    if (dependsOn === undefined) continue;
+    if (Array.isArray(dependsOn)) {
+      problems.push(`${name}: depends_on without conditions (the dependencies would only have started)`);
+      continue;
+    }
+    for (const [dependency, spec] of Object.entries(dependsOn as Record<string, { condition?: string }>)) {
+      const target = all[dependency];
+      if (!target) {
+        problems.push(`${name}: depends on ${dependency}, which is not a service`);
+        continue;
+      }
+      const expected = isOneShot(target) ? 'service_completed_successfully' : 'service_healthy';
+      if (spec.condition !== expected) {
+        problems.push(
+          `${name}: waits for ${dependency} with ${spec.condition ?? 'no condition'}, not ${expected}`,
+        );
+      }
+    }
+  }
+  return problems;
+}
+
 // The schema declares draft 2019-09 as `http://…/schema#`, an id Ajv does not know by that
 // spelling: checked below, then dropped so that Ajv2019 (the matching class) compiles it as
 // 2019-09. Its draft-04 `id` annotations (each just its own JSON pointer) are dropped too: Ajv 8
@@ -131,16 +181,8 @@ describe('docker-compose.yml', () => {
     expect(JSON.stringify(simulator.healthcheck)).toContain('http://nats:8222/healthz');
   });
 
-  it('gives every long-running service a healthcheck (the one-shot migration excepted)', () => {
-    for (const [name, service] of Object.entries(services)) {
-      const healthcheck = service.healthcheck as { test?: unknown; disable?: boolean } | undefined;
-      if (name === 'migrate') {
-        expect(healthcheck?.disable).toBe(true);
-        continue;
-      }
-      expect(Array.isArray(healthcheck?.test), name).toBe(true);
-      expect(healthcheck?.disable, name).not.toBe(true);
-    }
+  it('gives every long-running service a healthcheck, and waits for healthy or completed dependencies', () => {
+    expect(startupProblems(services)).toEqual([]);
     expect(Object.keys(services).sort()).toEqual([
       'api',
       'migrate',
@@ -148,6 +190,35 @@ describe('docker-compose.yml', () => {
       'postgres',
       'simulator',
       'worker',
+    ]);
+    // The one-shot is migrate; everything else runs until stopped.
+    expect(Object.keys(services).filter((name) => isOneShot(services[name]!))).toEqual(['migrate']);
+    // The app services all wait for something (never for a mere start).
+    for (const name of ['api', 'worker', 'simulator']) {
+      expect(Object.keys(services[name]!.depends_on ?? {}).length, name).toBeGreaterThan(0);
+    }
+  });
+
+  it('the start-up check fails a service without a healthcheck or waiting for a mere start', () => {
+    const broken = (change: (s: typeof services) => void) => {
+      const copy = structuredClone(services);
+      change(copy);
+      return startupProblems(copy);
+    };
+    expect(broken((s) => delete s.worker!.healthcheck)).toEqual(['worker: no healthcheck']);
+    expect(broken((s) => (s.nats!.healthcheck = { disable: true }))).toEqual(['nats: no healthcheck']);
+    expect(broken((s) => (s.cache = { image: 'redis:7' }))).toEqual(['cache: no healthcheck']);
+    expect(broken((s) => (s.api!.depends_on = { migrate: { condition: 'service_started' } }))).toEqual([
+      'api: waits for migrate with service_started, not service_completed_successfully',
+    ]);
+    expect(broken((s) => (s.simulator!.depends_on = ['nats']))).toEqual([
+      'simulator: depends_on without conditions (the dependencies would only have started)',
+    ]);
+    expect(
+      broken((s) => (s.worker!.depends_on = { nats: { condition: 'service_completed_successfully' } })),
+    ).toEqual(['worker: waits for nats with service_completed_successfully, not service_healthy']);
+    expect(broken((s) => (s.api!.depends_on = { redis: { condition: 'service_healthy' } }))).toEqual([
+      'api: depends on redis, which is not a service',
     ]);
   });
 
