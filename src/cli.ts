@@ -56,6 +56,12 @@ export function buildProgram(): Command {
     .option('--port <n>', 'listen port (env PORT, default 8080)', intArg('--port', 0, 65535))
     .option('--host <host>', 'listen address (env HOST, default 0.0.0.0)')
     .option('--no-worker', 'do not run the event worker in this process (env WORKER_ENABLED=false)')
+    // 64 is config.ts's MAX_SERVE_PROCESSES (not imported: the CLI loads no zod at start).
+    .option(
+      '--processes <n>',
+      'processes sharing the port; one runs the worker (env SERVE_PROCESSES, default 1)',
+      intArg('--processes', 1, 64),
+    )
     .action((options) => execute(() => import('./commands/serve.js'), options));
 
   program

@@ -53,6 +53,9 @@ const postgresUrl = z
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** The most `serve` processes one `orders serve` runs (see SERVE_PROCESSES; cli.ts repeats it). */
+export const MAX_SERVE_PROCESSES = 64;
+
 export const EnvSchema = z.object({
   DATABASE_URL: postgresUrl.optional(),
   MIGRATE_DATABASE_URL: postgresUrl.optional(),
@@ -60,6 +63,23 @@ export const EnvSchema = z.object({
   PORT: int(0, 65535).default(DEFAULT_PORT),
   HOST: z.string().trim().min(1).default('0.0.0.0'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  /**
+   * `serve` processes sharing the port (node:cluster). 64 at most: each process holds its own
+   * pool (64 × DB_POOL_MAX 10 is already 6× PostgreSQL's default max_connections), and more
+   * processes than cores only add context switches; 64 covers the largest common machines.
+   */
+  SERVE_PROCESSES: z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `expected a whole number from 1 to ${MAX_SERVE_PROCESSES}`)
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(1, `expected a whole number from 1 to ${MAX_SERVE_PROCESSES}`)
+        .max(MAX_SERVE_PROCESSES, `expected a whole number from 1 to ${MAX_SERVE_PROCESSES}`),
+    )
+    .default(1),
   DB_POOL_MAX: int(1, 1000).default(10),
   REQUEST_TIMEOUT_MS: int(1, 3_600_000).default(10_000),
   SHUTDOWN_DELAY_MS: int(0, 3_600_000).default(0),

@@ -79,8 +79,16 @@ export interface ProcessRuntime {
   shutdownSignal: Promise<NodeJS.Signals>;
 }
 
-export function createProcessRuntime(config: Config): ProcessRuntime {
-  const logger = createLogger(config.LOG_LEVEL);
+/**
+ * `logBindings` go on every line the process logs: `serve --processes N` tells its processes'
+ * interleaved lines apart by them.
+ */
+export function createProcessRuntime(
+  config: Config,
+  options: { logBindings?: Record<string, unknown> } = {},
+): ProcessRuntime {
+  const root = createLogger(config.LOG_LEVEL);
+  const logger = options.logBindings ? root.child(options.logBindings) : root;
   const resources = createResourceStack(logger);
   return { logger, resources, shutdownSignal: waitForShutdownSignal(logger) };
 }

@@ -5,9 +5,12 @@
  * while requests are still served for SHUTDOWN_DELAY_MS (load balancers notice); then the
  * listener closes, in-flight requests and the worker's current events finish (bounded by
  * SHUTDOWN_TIMEOUT_MS), the pool closes, exit 0. A second signal exits at once.
+ *
+ * `--processes N` / SERVE_PROCESSES > 1: serve-cluster.ts runs N of these processes on one
+ * port under a primary; with 1 (the default) nothing of it is loaded.
  */
 import { startTokenVerifier } from '../auth/index.js';
-import { loadConfig, resolveAuth, resolveSimulation } from '../config.js';
+import { type Config, loadConfig, resolveAuth, resolveSimulation } from '../config.js';
 import type { PartnerSimulator } from '../messaging/partner-simulator.js';
 import { createOrdersService } from '../orders/service.js';
 import { createDb } from '../platform/db.js';
@@ -17,6 +20,7 @@ import { IDLE_CONNECTION_GRACE_MS, trackConnections } from '../server/connection
 import { createAuthentication } from '../server/plugins/authentication.js';
 import { workerOptionsFromConfig } from '../worker/options.js';
 import { createProcessRuntime, openServices, runToCompletion } from './runtime.js';
+import type { ClusterChild } from './serve-cluster.js';
 
 /** Connections of the in-process worker's own pool, on top of DB_POOL_MAX. */
 const WORKER_POOL_MAX = 3;
@@ -25,6 +29,7 @@ export interface ServeFlags {
   port?: number;
   host?: string;
   worker?: boolean;
+  processes?: number;
 }
 
 export async function run(flags: ServeFlags): Promise<number> {
@@ -32,11 +37,44 @@ export async function run(flags: ServeFlags): Promise<number> {
     PORT: flags.port === undefined ? undefined : String(flags.port),
     HOST: flags.host,
     WORKER_ENABLED: flags.worker === false ? 'false' : undefined,
+    SERVE_PROCESSES: flags.processes === undefined ? undefined : String(flags.processes),
   });
+  if (config.SERVE_PROCESSES === 1) return serveProcess(config);
+  // Several processes (serve-cluster.ts): this is either their primary or one of them.
+  const cluster = await import('./serve-cluster.js');
+  if (!cluster.isPrimary()) return serveProcess(config, cluster.joinCluster());
+  return cluster.runPrimary(config, {
+    processesFrom: flags.processes === undefined ? 'SERVE_PROCESSES' : '--processes',
+  });
+}
+
+/** One serve process: the whole service, or (`cluster` given) one of `--processes N`. */
+async function serveProcess(config: Config, cluster?: ClusterChild): Promise<number> {
+  try {
+    return await serveUntilDrained(
+      cluster && !cluster.runsWorker ? { ...config, WORKER_ENABLED: false } : config,
+      cluster,
+    );
+  } finally {
+    cluster?.leave();
+  }
+}
+
+async function serveUntilDrained(config: Config, cluster: ClusterChild | undefined): Promise<number> {
   const auth = resolveAuth(config);
-  const runtime = createProcessRuntime(config);
-  const { logger, resources, shutdownSignal } = runtime;
+  const runtime = createProcessRuntime(
+    config,
+    cluster ? { logBindings: { serveProcess: cluster.index, pid: process.pid } } : {},
+  );
+  const { logger, resources } = runtime;
   const lifecycle: Lifecycle = { shuttingDown: false, draining: false };
+  // In a cluster the primary forwards signals over IPC; a child also drains when it is gone.
+  const stopRequested = cluster
+    ? Promise.race([
+        runtime.shutdownSignal.then((signal) => ({ reason: signal, primaryGone: false })),
+        cluster.stopRequested,
+      ])
+    : runtime.shutdownSignal.then((signal) => ({ reason: signal, primaryGone: false }));
 
   return runToCompletion(runtime, async () => {
     const { db, url, embedded, telemetry, metrics, readiness } = await openServices(config, runtime, {
@@ -44,6 +82,7 @@ export async function run(flags: ServeFlags): Promise<number> {
       command: 'serve',
       applicationName: 'orders-serve',
     });
+    cluster?.attach({ logger, metrics });
 
     // The worker's few statements must not queue behind HTTP requests for the shared pool
     // (measured: p50 delivery 1.3 s and growing at 2,000 orders/s, 26 ms with its own three
@@ -114,13 +153,12 @@ export async function run(flags: ServeFlags): Promise<number> {
     );
     if (worker) await worker.start();
 
-    const signal = await shutdownSignal;
+    const stop = await stopRequested;
     lifecycle.shuttingDown = true;
-    logger.info(
-      { signal, delayMs: config.SHUTDOWN_DELAY_MS },
-      'readiness is now 503; still serving during the delay',
-    );
-    await sleep(config.SHUTDOWN_DELAY_MS);
+    // Without its primary a child gets no new connections: the delay would only wait.
+    const delayMs = stop.primaryGone ? 0 : config.SHUTDOWN_DELAY_MS;
+    logger.info({ signal: stop.reason, delayMs }, 'readiness is now 503; still serving during the delay');
+    await sleep(delayMs);
     // Only now ask clients to close: during the delay they keep their keep-alive connections
     // (opening new ones would only race the listener's close).
     lifecycle.draining = true;

@@ -60,8 +60,20 @@ export function createMetrics(options: { prefix?: string; defaultMetrics?: boole
     registers: [registry],
   });
 
+  // What a /metrics scrape answers: this registry, unless `serve --processes N` aggregates.
+  let exposition: () => Promise<string> = () => registry.metrics();
+
   return {
     registry,
+    /** The text a /metrics scrape answers. */
+    exposition: () => exposition(),
+    /**
+     * `serve --processes N`: a scrape answers `collect()` (every process's registry, aggregated
+     * by the primary with prom-client's AggregatorRegistry) instead of this registry alone.
+     */
+    aggregateAcrossProcesses(collect: () => Promise<string>) {
+      exposition = collect;
+    },
     httpRequestDuration,
     ordersCreated,
     idempotency,
@@ -70,12 +82,16 @@ export function createMetrics(options: { prefix?: string; defaultMetrics?: boole
     eventsHandled,
     inboundEvents,
     eventDeliveryLag,
-    /** Pool gauges read the pool at scrape time. */
+    /**
+     * Pool gauges read the pool at scrape time. Across `serve --processes N` they add up (each
+     * process has its own pool, so the connections held are the sum).
+     */
     trackPool(stats: () => PoolStats) {
       const gauge = (name: string, help: string, read: (s: PoolStats) => number) =>
         new Gauge({
           name,
           help,
+          aggregator: 'sum',
           registers: [registry],
           collect() {
             this.set(read(stats()));

@@ -37,6 +37,9 @@ export function registerOutboxGauges(metrics: Metrics, db: Queryable, logger: Lo
     help: 'Outbox events by status: pending is the depth of the queue, dead awaits an operator',
     labelNames: ['status'] as const,
     registers: [registry],
+    // Read from the database, so every process reports the same value: `serve --processes N`
+    // must not add them up (only one process runs the worker today; this keeps it right if not).
+    aggregator: 'max',
     async collect() {
       const stats = await read();
       if (!stats) return;
@@ -49,6 +52,7 @@ export function registerOutboxGauges(metrics: Metrics, db: Queryable, logger: Lo
     name: OUTBOX_OLDEST_PENDING_GAUGE,
     help: 'Seconds the longest-waiting pending event has been due (0 when none is waiting)',
     registers: [registry],
+    aggregator: 'max',
     async collect() {
       const stats = await read();
       if (stats) this.set(stats.oldestPendingAgeSeconds);

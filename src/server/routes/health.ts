@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { AppError } from '../../platform/errors.js';
 import { JSON_CONTENT_TYPE } from '../../platform/problem.js';
 import { notReady } from '../../platform/readiness.js';
 import type { AppDeps } from '../app.js';
@@ -60,11 +61,26 @@ export const healthRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
             description: 'Metrics',
             content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: z.string() } },
           },
+          ...problemResponses(503),
         },
       },
     },
-    async (_request, reply) => {
-      const body = await deps.metrics.registry.metrics();
+    async (request, reply) => {
+      let body: string;
+      try {
+        body = await deps.metrics.exposition();
+      } catch (error) {
+        // `serve --processes N`: a process did not answer in time. No answer beats a partial
+        // sum, which Prometheus would read as a counter reset.
+        request.log.warn({ err: error }, 'cannot collect the metrics of every serve process');
+        return sendProblem(
+          request,
+          reply,
+          new AppError('unavailable', 'The metrics of every serve process could not be collected in time.', {
+            retryAfterSeconds: 5,
+          }),
+        );
+      }
       return sendRaw(reply, 200, deps.metrics.registry.contentType, body);
     },
   );
