@@ -57,7 +57,8 @@ export const ORDER_COLUMNS = `o.id, o.customer_id, o.status, o.currency, o.total
        (SELECT json_agg(json_build_array(i.sku, i.quantity, i.unit_price) ORDER BY i.line_no)
         FROM order_items i WHERE i.order_id = o.id) AS items`;
 
-const GET_ORDER_SQL = `
+/** One order by id, for one customer ($2) or any (NULL). Exported for the bench's bare baseline. */
+export const GET_ORDER_SQL = `
 SELECT ${ORDER_COLUMNS}
 FROM orders o WHERE o.id = $1 AND ($2::text IS NULL OR o.customer_id = $2)`;
 
