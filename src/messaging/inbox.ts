@@ -15,7 +15,13 @@
  * later. `retry` applies dead entries again from their stored message (`orders inbox retry`).
  */
 
-import { transitionOrder } from '../orders/transitions.js';
+import {
+  LOCKED_ORDER_COLUMNS,
+  type LockedOrderRow,
+  type TransitionResult,
+  transitionLockedOrder,
+  transitionOrder,
+} from '../orders/transitions.js';
 import type { Queryable, QueryOptions, Transactional } from '../platform/db.js';
 import { describeFailure, isRetryableFailure } from '../platform/failures.js';
 import type { Metrics } from '../platform/metrics.js';
@@ -69,6 +75,22 @@ INSERT INTO inbox_messages AS m (source, id, type, subject, order_id, status, bo
 VALUES ($1, $2, $3, $4, $5, 'processed', $6, $7::jsonb, now())
 ON CONFLICT (source, id) DO NOTHING
 RETURNING 1`;
+
+/**
+ * INSERT_PROCESSED_SQL and the order's lock (transitions.ts's first step) in one round trip: the
+ * lock is taken only when the row was recorded (a duplicate locks nothing); `recorded` is 0 for a
+ * duplicate, and the order's columns are null when there is no such order.
+ */
+const INSERT_PROCESSED_AND_LOCK_SQL = `
+WITH recorded AS (${INSERT_PROCESSED_SQL}
+)
+SELECT r.recorded, locked.*
+FROM (SELECT count(*)::int AS recorded FROM recorded) r
+LEFT JOIN LATERAL (
+  SELECT ${LOCKED_ORDER_COLUMNS}
+  FROM orders o WHERE o.id = $5 AND r.recorded > 0
+  FOR UPDATE OF o
+) locked ON true`;
 
 /** `orders inbox retry`: the dead entry becomes processed in the transaction of its change. */
 const REVIVE_SQL = `
@@ -140,37 +162,44 @@ async function apply(
 ): Promise<ReceiveResult> {
   const { identity, data } = parsed;
   const orderId = data.orderId.toLowerCase();
+  const request = {
+    orderId,
+    input: parsed.input,
+    visibleTo: { customerId: null },
+    traceContext: parsed.traceContext,
+    check:
+      parsed.type === 'PaymentCaptured'
+        ? paymentCheck(data as ConsumedEventData<'PaymentCaptured'>)
+        : undefined,
+  };
   return db.transaction(async (tx) => {
-    const recorded = revive
-      ? await tx.query(REVIVE_SQL, [identity.source, identity.id, parsed.type, orderId], options)
-      : await tx.query(
-          { name: 'inbox.insert_processed', text: INSERT_PROCESSED_SQL },
-          [
-            identity.source,
-            identity.id,
-            parsed.type,
-            message.subject,
-            orderId,
-            storable(bodyText(message.body)),
-            headersJson(message.headers),
-          ],
-          options,
-        );
-    if (recorded.rowCount === 0) return { outcome: 'duplicate', identity, eventIds: [] };
-    const transition = await transitionOrder(
-      tx,
-      {
-        orderId,
-        input: parsed.input,
-        visibleTo: { customerId: null },
-        traceContext: parsed.traceContext,
-        check:
-          parsed.type === 'PaymentCaptured'
-            ? paymentCheck(data as ConsumedEventData<'PaymentCaptured'>)
-            : undefined,
-      },
-      options,
-    );
+    let transition: TransitionResult;
+    if (revive) {
+      const revived = await tx.query(
+        REVIVE_SQL,
+        [identity.source, identity.id, parsed.type, orderId],
+        options,
+      );
+      if (revived.rowCount === 0) return { outcome: 'duplicate', identity, eventIds: [] };
+      transition = await transitionOrder(tx, request, options);
+    } else {
+      const recorded = await tx.query<{ recorded: number } & LockedOrderRow>(
+        { name: 'inbox.insert_processed_lock', text: INSERT_PROCESSED_AND_LOCK_SQL },
+        [
+          identity.source,
+          identity.id,
+          parsed.type,
+          message.subject,
+          orderId,
+          storable(bodyText(message.body)),
+          headersJson(message.headers),
+        ],
+        options,
+      );
+      const row = recorded.rows[0];
+      if (!row || row.recorded === 0) return { outcome: 'duplicate', identity, eventIds: [] };
+      transition = await transitionLockedOrder(tx, request, row.id === null ? undefined : row, options);
+    }
     switch (transition.outcome) {
       case 'changed':
         return {

@@ -122,6 +122,10 @@ export function createNatsPublisher(options: NatsPublisherOptions): NatsPublishe
       // with backoff) while the connection is down.
       maxReconnectAttempts: -1,
       timeout: 5_000,
+      // Otherwise every JetStream publish (a request) builds an Error up front, only for its
+      // stack should the request fail: ~1% of the worker's CPU at 60 orders/s. Our own error
+      // (TransientError, with the client's message and the event id) says where it failed.
+      noAsyncTraces: true,
     });
     if (closed) {
       await nc.close();

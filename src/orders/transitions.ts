@@ -81,16 +81,25 @@ export type TransitionResult =
   | { outcome: 'not_found'; eventIds: [] };
 
 /**
+ * What LOCK_ORDER_SQL selects from `orders o`: also for a caller that locks the row in a statement
+ * of its own (the inbox locks it in the statement that records the message, a round trip less).
+ */
+export const LOCKED_ORDER_COLUMNS = `${ORDER_COLUMNS},
+       GREATEST(date_trunc('milliseconds', clock_timestamp()), COALESCE(o.updated_at, o.created_at)) AS change_at`;
+
+/**
  * The row, locked, and `change_at`, the change's updated_at (and its events' created_at), read
  * here so the event's payload and the row agree to the millisecond without another round trip.
  * It is the clock once the lock is held (a row changed while we waited is re-read, and this with
  * it), never before the order's last change or its creation (created_at is the API pod's clock).
  */
 const LOCK_ORDER_SQL = `
-SELECT ${ORDER_COLUMNS},
-       GREATEST(date_trunc('milliseconds', clock_timestamp()), COALESCE(o.updated_at, o.created_at)) AS change_at
+SELECT ${LOCKED_ORDER_COLUMNS}
 FROM orders o WHERE o.id = $1 AND ($2::text IS NULL OR o.customer_id = $2)
 FOR UPDATE OF o`;
+
+/** A row of LOCKED_ORDER_COLUMNS. */
+export type LockedOrderRow = OrderRow & { change_at: Date };
 
 /** The change and its events, in one statement; the version guard is belt and braces under the lock. */
 const APPLY_SQL = `
@@ -111,12 +120,25 @@ export async function transitionOrder(
   request: TransitionRequest,
   options: QueryOptions = {},
 ): Promise<TransitionResult> {
-  const locked = await tx.query<OrderRow & { change_at: Date }>(
+  const locked = await tx.query<LockedOrderRow>(
     { name: 'orders.lock', text: LOCK_ORDER_SQL },
     [request.orderId, request.visibleTo.customerId],
     options,
   );
-  const row = locked.rows[0];
+  return transitionLockedOrder(tx, request, locked.rows[0], options);
+}
+
+/**
+ * transitionOrder after its first step, for a caller that already locked the order in this
+ * transaction (`SELECT LOCKED_ORDER_COLUMNS … FOR UPDATE OF o`, visible to the caller); `row`
+ * undefined: no such order.
+ */
+export async function transitionLockedOrder(
+  tx: Queryable,
+  request: TransitionRequest,
+  row: LockedOrderRow | undefined,
+  options: QueryOptions = {},
+): Promise<TransitionResult> {
   if (!row) return { outcome: 'not_found', eventIds: [] };
   const current = toOrder(row);
   const { ifMatch } = request;

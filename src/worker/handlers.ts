@@ -38,9 +38,22 @@ export type EventHandlers = Readonly<Record<string, EventHandler>>;
 /**
  * What a handler needs from the order stored as the event payload: the contract's own schema,
  * narrowed to those fields, so that events written before the order gained fields still pass.
+ * Built once per type: building a zod schema (and its first parse, which compiles it) cost more
+ * than the handler's parse itself when it was built per event.
  */
-function payloadSchema(type: PublishedEventType) {
+function buildPayloadSchema(type: PublishedEventType) {
   return PUBLISHED_EVENTS[type].pick({ id: true, customerId: true }).loose();
+}
+
+const payloadSchemas = new Map<PublishedEventType, ReturnType<typeof buildPayloadSchema>>();
+
+function payloadSchema(type: PublishedEventType) {
+  let schema = payloadSchemas.get(type);
+  if (!schema) {
+    schema = buildPayloadSchema(type);
+    payloadSchemas.set(type, schema);
+  }
+  return schema;
 }
 
 /** The payload of an event, checked against the contract; a payload that fails never will pass. */
