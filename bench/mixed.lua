@@ -6,7 +6,9 @@ local threads = 0
 local ids
 local prefix
 local counter = 0
+local tokens
 local headers = { ["Content-Type"] = "application/json" }
+local get_headers = {}
 
 function setup(thread)
   threads = threads + 1
@@ -16,6 +18,7 @@ end
 function init(args)
   ids = lib.load_ids(args[1])
   prefix = (args[2] or tostring(os.time())) .. "-" .. tid .. "-"
+  tokens = lib.load_tokens()
   math.randomseed(os.time() * 1000 + tid)
 end
 
@@ -23,9 +26,9 @@ function request()
   counter = counter + 1
   if counter % 5 == 0 then
     headers["Idempotency-Key"] = prefix .. counter
-    return wrk.format("POST", "/orders", headers, lib.order_body(counter))
+    return wrk.format("POST", "/orders", lib.authorize(headers, tokens, counter), lib.order_body(counter))
   end
-  return wrk.format("GET", "/orders/" .. ids[math.random(#ids)])
+  return wrk.format("GET", "/orders/" .. ids[math.random(#ids)], lib.authorize(get_headers, tokens, counter))
 end
 
 function done(summary, latency, _)

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import type { OrderCreatedPayload } from '../src/messaging/events.js';
 import { registerCleanup, runCleanups, runCleanupsOnSignals } from './lib/cleanup.js';
 import { createDatabase } from './lib/database.js';
+import { prepareJwt } from './lib/jwt.js';
 import type { LoadTarget } from './lib/load.js';
 import { describeRun, type RunMeta } from './lib/meta.js';
 import { type BenchOptions, type HttpScenario, isHttpScenario, parseOptions } from './lib/options.js';
@@ -31,7 +32,9 @@ import { seedOrders } from './lib/orders.js';
 import { type Run, report } from './lib/report.js';
 import { backlogPayload, runDrain } from './lib/scenarios/drain.js';
 import { runHttpScenario } from './lib/scenarios/http.js';
-import { startOurs, startOursForHttp, startPeer, type Target } from './lib/servers.js';
+import { lifecycleRunner } from './lib/scenarios/lifecycle.js';
+import { runSoak } from './lib/scenarios/soak.js';
+import { startBaseline, startOurs, startOursForHttp, startPeer, type Target } from './lib/servers.js';
 
 type SeededTarget = Target & LoadTarget;
 
@@ -43,20 +46,30 @@ async function startTargets(
   meta: RunMeta,
   stamp: string,
   httpScenarios: HttpScenario[],
+  work: string,
 ): Promise<Target[]> {
   if (options.target) return [{ name: 'target', url: options.target }];
   const dbName = `orders_bench_${stamp}`;
   const dbUrl = await createDatabase(options, dbName);
   meta.database = dbName;
-  if (httpScenarios.length === 0) return [];
+  if (httpScenarios.length === 0 && options.soak === 0) return [];
   const { target, worker } = await startOursForHttp(options, dbUrl);
   meta.httpWorker = worker;
   const targets: Target[] = [target];
   for (const v of options.variants) {
     targets.push(await startOurs(options, dbUrl, { worker, name: v.name, extraEnv: v.env, app: v.app }));
   }
+  if (options.jwt) {
+    // Tokens outlive the whole run: its scenarios and a soak.
+    const jwt = await prepareJwt(work, 6 * 3600);
+    const ours = await startOurs(options, dbUrl, { worker, name: 'jwt', extraEnv: jwt.env });
+    targets.push({ ...ours, tokensFile: jwt.tokensFile, token: jwt.tokens[0] });
+  }
   if (options.peerCmd) targets.push(await startPeer(options, dbUrl, options.peerCmd));
   else if (options.compare) targets.push({ name: options.peerName, url: options.compare });
+  if (options.baseline && httpScenarios.includes('get')) {
+    targets.push(await startBaseline(options, dbUrl, target.name));
+  }
   return targets;
 }
 
@@ -69,6 +82,11 @@ async function seedTargets(
 ): Promise<SeededTarget[]> {
   const seeded: SeededTarget[] = [];
   for (const target of targets) {
+    if (target.seedFrom) {
+      // Same database: it reads the orders seeded through the other target.
+      seeded.push({ ...target, idsFile: join(work, `${target.seedFrom}.ids`) });
+      continue;
+    }
     process.stderr.write(`bench: seeding ${options.seed} orders through ${target.name} (${target.url})\n`);
     const ids = await seedOrders(target, options.seed, stamp);
     const idsFile = join(work, `${target.name}.ids`);
@@ -85,6 +103,7 @@ async function runRepeats(
   httpScenarios: HttpScenario[],
   stamp: string,
   backlog: OrderCreatedPayload | undefined,
+  lifecycle: ReturnType<typeof lifecycleRunner> | undefined,
 ): Promise<Run[]> {
   const runs: Run[] = [];
   let drainDbUrl: string | undefined;
@@ -93,6 +112,7 @@ async function runRepeats(
     // the run (tables growing, a neighbour starting) does not always favour the same target.
     for (const target of repeat % 2 === 1 ? targets : [...targets].reverse()) {
       for (const scenario of httpScenarios) {
+        if (target.scenarios && !target.scenarios.includes(scenario)) continue;
         process.stderr.write(`bench: repeat ${repeat}/${options.repeat}: ${target.name} ${scenario} ... `);
         const pids = targets.flatMap((t) => (t.proc?.pid ? [t.proc.pid] : []));
         const r = await runHttpScenario(options, target, scenario, repeat, pids);
@@ -117,6 +137,7 @@ async function runRepeats(
       runs.push(r);
       if ('skipped' in r) break; // the worker will not appear between repeats
     }
+    if (lifecycle) runs.push(...(await lifecycle(repeat)));
   }
   return runs;
 }
@@ -132,12 +153,25 @@ async function main(): Promise<void> {
   // Checked against the event contract before any database is created.
   const backlog = wantDrain && !options.target ? backlogPayload() : undefined;
 
-  const targets = await startTargets(options, meta, stamp, httpScenarios);
+  const targets = await startTargets(options, meta, stamp, httpScenarios, work);
   if (wantDrain && options.target) {
     console.error('bench: drain needs our server and its database: skipped with --target');
   }
   const seeded = await seedTargets(options, targets, stamp, work);
-  const runs = await runRepeats(options, seeded, httpScenarios, stamp, backlog);
+  if (options.scenarios.includes('lifecycle') && options.target) {
+    console.error('bench: lifecycle needs our server and its database: skipped with --target');
+  }
+  const lifecycle =
+    options.scenarios.includes('lifecycle') && !options.target
+      ? lifecycleRunner(options, () => createDatabase(options, `orders_bench_${stamp}_lifecycle`))
+      : undefined;
+  const runs = await runRepeats(options, seeded, httpScenarios, stamp, backlog, lifecycle);
+  // --soak: ours, its variants and jwt (not the peer nor the bare baseline), one after the other.
+  const ourNames = new Set(['ours', 'jwt', ...options.variants.map((v) => v.name)]);
+  for (const target of options.soak > 0 ? seeded.filter((t) => t.proc && ourNames.has(t.name)) : []) {
+    process.stderr.write(`bench: soak ${target.name}: ${options.soak} min of mixed load\n`);
+    runs.push(await runSoak(options, target));
+  }
   for (const target of targets) {
     if (target.proc) await target.proc.stop();
   }

@@ -11,6 +11,24 @@ function lib.load_ids(path)
   return ids
 end
 
+-- Bearer tokens (one per line) from BENCH_TOKENS_FILE, when the bench sets it (--jwt); else none.
+function lib.load_tokens()
+  local path = os.getenv("BENCH_TOKENS_FILE")
+  if path == nil or path == "" then return nil end
+  local tokens = {}
+  for line in io.lines(path) do
+    if #line > 0 then tokens[#tokens + 1] = "Bearer " .. line end
+  end
+  assert(#tokens > 0, "no tokens in " .. path)
+  return tokens
+end
+
+-- Sets headers.Authorization to the n-th token (in turn), when there are tokens.
+function lib.authorize(headers, tokens, n)
+  if tokens then headers["Authorization"] = tokens[(n % #tokens) + 1] end
+  return headers
+end
+
 -- Two request bodies with two items each; the customer varies so rows are not all identical.
 function lib.order_body(n)
   return '{"customerId":"c-' .. (n % 1000) .. '","currency":"EUR","items":['

@@ -16,6 +16,8 @@ export interface LoadTarget {
   name: string;
   url: string;
   idsFile: string;
+  /** Bearer tokens, one per line, sent in turn (BENCH_TOKENS_FILE for the wrk scripts). */
+  tokensFile?: string | undefined;
 }
 
 /** One run of load: latencies in ms, CPU time of the load generator in s. */
@@ -71,7 +73,8 @@ export const runWrk: LoadRunner = (options, target, scenario, seconds, runId) =>
     ...scriptArgs,
   ];
   return new Promise((resolveRun, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = target.tokensFile ? { ...process.env, BENCH_TOKENS_FILE: target.tokensFile } : process.env;
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     // wrk's own CPU time: sampled while it runs (the last sample is at most 100 ms before its end).
     let generatorCpu = 0;
     const sampler = setInterval(() => {
@@ -114,10 +117,14 @@ export const runAutocannon: LoadRunner = async (options, target, scenario, secon
   const { default: autocannon } = await import('autocannon');
   const ids = scenario === 'post' ? [] : readFileSync(target.idsFile, 'utf8').split('\n').filter(Boolean);
   let counter = 0;
+  const tokens = target.tokensFile ? readFileSync(target.tokensFile, 'utf8').split('\n').filter(Boolean) : [];
+  const auth = (): Record<string, string> =>
+    tokens.length ? { authorization: `Bearer ${tokens[counter % tokens.length]}` } : {};
   const get = (req: Request): Request => ({
     ...req,
     method: 'GET',
     path: `/orders/${ids[(Math.random() * ids.length) | 0]}`,
+    headers: auth(),
   });
   const post = (req: Request): Request => {
     counter++;
@@ -125,7 +132,7 @@ export const runAutocannon: LoadRunner = async (options, target, scenario, secon
       ...req,
       method: 'POST',
       path: '/orders',
-      headers: { 'content-type': 'application/json', 'idempotency-key': `${runId}-${counter}` },
+      headers: { 'content-type': 'application/json', 'idempotency-key': `${runId}-${counter}`, ...auth() },
       body: JSON.stringify(benchOrder(counter)),
     };
   };

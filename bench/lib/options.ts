@@ -7,7 +7,7 @@ import { REPO_ROOT } from './paths.js';
 
 export const HTTP_SCENARIOS = ['get', 'post', 'mixed'] as const;
 export type HttpScenario = (typeof HTTP_SCENARIOS)[number];
-const ALL_SCENARIOS: readonly string[] = [...HTTP_SCENARIOS, 'drain'];
+const ALL_SCENARIOS: readonly string[] = [...HTTP_SCENARIOS, 'drain', 'lifecycle'];
 
 export function isHttpScenario(scenario: string): scenario is HttpScenario {
   return (HTTP_SCENARIOS as readonly string[]).includes(scenario);
@@ -41,6 +41,10 @@ export interface BenchOptions {
   compare: string | undefined;
   peerCmd: string | undefined;
   peerName: string;
+  /** Also measure the bare fastify + pg GET (bench/baseline/bare-get.ts), in the get scenario. */
+  baseline: boolean;
+  /** Also run ours with AUTH_MODE=jwt (target "jwt"), a valid bearer token per request. */
+  jwt: boolean;
   variants: Variant[];
   worker: WorkerMode;
   poolMax: string | undefined;
@@ -48,6 +52,14 @@ export interface BenchOptions {
   logFile: string | undefined;
   cpuProf: string | undefined;
   keepDb: boolean;
+  /** --soak: minutes of mixed load with memory samples every 30 s (0: no soak). */
+  soak: number;
+  /** --lifecycle-rate: POSTs per second in the lifecycle scenario (0: closed loop, --connections). */
+  lifecycleRate: number;
+  lifecycleGrace: number;
+  /** --nats-url: the lifecycle's NATS; undefined: a private nats-server (natsServer) is started. */
+  natsUrl: string | undefined;
+  natsServer: string;
   app: string;
   baseUrl: string;
 }
@@ -58,7 +70,8 @@ const USAGE = `usage: npm run bench -- [options]
   --warmup S          seconds of unmeasured load before each run (default 2; 0 = none)
   --connections C     concurrent connections (default 50)
   --threads T         wrk threads (default 2)
-  --scenarios LIST    comma-separated: get,post,mixed,drain (default all)
+  --scenarios LIST    comma-separated: get,post,mixed,drain,lifecycle (default all; with --soak and
+                      no --scenarios, none)
   --repeat K          repeat every scenario K times and report medians (default 1)
   --seed N            orders created through the API before the runs, read by get/mixed (default 2000)
   --json FILE         write options, every run and the medians as JSON
@@ -68,6 +81,10 @@ const USAGE = `usage: npm run bench -- [options]
   --peer-cmd CMD      spawn CMD (via sh -c) as the comparison server, with DATABASE_URL of the bench
                       database, PORT, HOST=127.0.0.1, DB_POOL_MAX and LOG_LEVEL in its environment
   --peer-name NAME    label of the comparison target (default "peer")
+  --baseline          also measure "bare": fastify + pg running our GET_ORDER_SQL with no hooks
+                      (bench/baseline/bare-get.ts), in the get scenario only, on ours' seeded ids
+  --jwt               also run ours as "jwt": AUTH_MODE=jwt, a valid bearer token on every request
+                      (100 ES256 tokens with orders:admin, taken in turn; bench/lib/jwt.ts)
   --variant 'NAME:VAR=VALUE;VAR=VALUE'
                       (repeatable) also run our server with these extra environment variables, as
                       target NAME, interleaved with the others on the same database; e.g.
@@ -88,6 +105,20 @@ const USAGE = `usage: npm run bench -- [options]
                       (everything but our servers and PostgreSQL) uses less than --quiet-cpu % of
                       one core over a second; for shared machines (default 0: do not wait)
   --quiet-cpu P       the threshold for --quiet-wait (default 20)
+  --processes N       also run our server with SERVE_PROCESSES=N (orders serve --processes N) as
+                      target ours-Np; CPU and RSS of every target cover its whole process tree
+  --lifecycle-rate R  lifecycle: POST R orders/s (open loop); default 0: --connections lanes, each
+                      posting its next order once the last is confirmed (as fast as orders complete)
+  --lifecycle-grace S lifecycle: after the load, wait up to S s for every order to be confirmed
+                      (default 60)
+  --nats-url URL      lifecycle: use this NATS (JetStream on) instead of a private nats-server started
+                      by the bench; its streams are not purged between runs, so use one of your own
+  --nats-server PATH  the nats-server binary for that (default: nats-server on PATH, else
+                      /usr/sbin/nats-server; lifecycle is skipped when there is none)
+  --soak [MINUTES]    after the scenarios, the mixed load for MINUTES (default 5) against ours, its
+                      variants and jwt, one after the other, with RSS (/proc, whole process tree) and
+                      V8 heap used (/metrics) every 30 s and a verdict: the last third of the loaded
+                      samples against the first third (more than 10 % = growth)
   --keep-db           do not drop the bench databases at the end
   -h, --help
 
@@ -97,17 +128,26 @@ bench databases are created; DB_POOL_MAX, as --pool-max.
 examples:
   npm run bench -- --repeat 3 --duration 8 --connections 50 --json bench/results/run.json
   npm run bench -- --peer-cmd /tmp/gopeer/gopeer --peer-name go --repeat 3 --scenarios get,post,mixed
-  npm run bench -- --target http://127.0.0.1:8090 --scenarios get,post`;
+  npm run bench -- --target http://127.0.0.1:8090 --scenarios get,post
+  npm run bench -- --scenarios get,post,lifecycle --processes 2 --repeat 3
+  npm run bench -- --soak 5`;
+
+/** `--soak` without a number means 5 minutes (parseArgs has no optional values). */
+function withSoakDefault(argv: string[]): string[] {
+  return argv.flatMap((arg, i) =>
+    arg === '--soak' && !/^\d+$/.test(argv[i + 1] ?? '') ? ['--soak', '5'] : [arg],
+  );
+}
 
 function readArgs(argv: string[]) {
   const { values } = parseArgs({
-    args: argv,
+    args: withSoakDefault(argv),
     options: {
       duration: { type: 'string', default: '8' },
       warmup: { type: 'string', default: '2' },
       connections: { type: 'string', default: '50' },
       threads: { type: 'string', default: '2' },
-      scenarios: { type: 'string', default: ALL_SCENARIOS.join(',') },
+      scenarios: { type: 'string' },
       repeat: { type: 'string', default: '1' },
       seed: { type: 'string', default: '2000' },
       json: { type: 'string' },
@@ -116,6 +156,8 @@ function readArgs(argv: string[]) {
       compare: { type: 'string' },
       'peer-cmd': { type: 'string' },
       'peer-name': { type: 'string', default: 'peer' },
+      baseline: { type: 'boolean', default: false },
+      jwt: { type: 'boolean', default: false },
       variant: { type: 'string', multiple: true, default: [] },
       worker: { type: 'string', default: 'auto' },
       'pool-max': { type: 'string' },
@@ -128,6 +170,12 @@ function readArgs(argv: string[]) {
       'quiet-cpu': { type: 'string', default: '20' },
       app: { type: 'string' },
       'keep-db': { type: 'boolean', default: false },
+      processes: { type: 'string' },
+      'lifecycle-rate': { type: 'string', default: '0' },
+      'lifecycle-grace': { type: 'string', default: '60' },
+      'nats-url': { type: 'string' },
+      'nats-server': { type: 'string' },
+      soak: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -145,7 +193,9 @@ type IntegerOption =
   | 'drain-events'
   | 'drain-timeout'
   | 'quiet-wait'
-  | 'quiet-cpu';
+  | 'quiet-cpu'
+  | 'lifecycle-rate'
+  | 'lifecycle-grace';
 
 /** Parses argv; prints the usage and exits on --help (0) or on any problem (2, all of them listed). */
 export function parseOptions(argv: string[]): BenchOptions {
@@ -155,22 +205,28 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const problems: string[] = [];
-  const int = (name: IntegerOption, min: number, max: number): number => {
-    const raw = values[name];
+  const int = (
+    name: IntegerOption | 'soak' | 'processes',
+    min: number,
+    max: number,
+    raw: string = values[name as IntegerOption],
+  ): number => {
     if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
       problems.push(`--${name} expects a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
       return min;
     }
     return Number(raw);
   };
-  const scenarios = values.scenarios
+  const soak = values.soak === undefined ? 0 : int('soak', 1, 1440, values.soak);
+  // --soak alone runs only the soak; name scenarios to run them as well.
+  const scenarios = (values.scenarios ?? (soak > 0 ? '' : ALL_SCENARIOS.join(',')))
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
   for (const s of scenarios) {
     if (!ALL_SCENARIOS.includes(s)) problems.push(`--scenarios: unknown scenario "${s}" (${ALL_SCENARIOS})`);
   }
-  if (scenarios.length === 0) problems.push('--scenarios: name at least one scenario');
+  if (scenarios.length === 0 && soak === 0) problems.push('--scenarios: name at least one scenario');
   const tool = values.tool ?? (hasWrk() ? 'wrk' : 'autocannon');
   if (tool !== 'wrk' && tool !== 'autocannon') problems.push('--tool expects wrk or autocannon');
   if (tool === 'wrk' && !hasWrk()) problems.push('--tool wrk: wrk is not installed (apt-get install wrk)');
@@ -189,7 +245,14 @@ export function parseOptions(argv: string[]): BenchOptions {
   }
   if (values.compare && values['peer-cmd']) problems.push('use either --compare or --peer-cmd, not both');
   const variants = values.variant.map((spec) => parseVariant(spec, values['peer-name'], problems));
+  if (values.processes !== undefined) {
+    // --processes N: the same server forking N processes (SERVE_PROCESSES), as target ours-Np.
+    const n = int('processes', 1, 64, values.processes);
+    variants.push({ name: `ours-${n}p`, env: { SERVE_PROCESSES: String(n) }, app: undefined });
+  }
   if (values.target && variants.length > 0) problems.push('--variant runs our server; not with --target');
+  if (values.target && values.baseline) problems.push('--baseline runs beside our server; not with --target');
+  if (values.target && values.jwt) problems.push('--jwt runs our server once more; not with --target');
   const poolMax = values['pool-max'] ?? process.env.DB_POOL_MAX;
   if (poolMax !== undefined && !/^\d+$/.test(poolMax)) {
     problems.push('--pool-max / DB_POOL_MAX expects a whole number');
@@ -213,6 +276,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     compare: values.compare?.replace(/\/+$/, ''),
     peerCmd: values['peer-cmd'],
     peerName: values['peer-name'],
+    baseline: values.baseline,
+    jwt: values.jwt,
     variants,
     worker: worker as WorkerMode,
     poolMax,
@@ -220,6 +285,11 @@ export function parseOptions(argv: string[]): BenchOptions {
     logFile: values['log-file'],
     cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
     keepDb: values['keep-db'],
+    soak,
+    lifecycleRate: int('lifecycle-rate', 0, 100_000),
+    lifecycleGrace: int('lifecycle-grace', 0, 3600),
+    natsUrl: values['nats-url'],
+    natsServer: values['nats-server'] ?? findNatsServer(),
     app: resolve(values.app ?? REPO_ROOT),
     baseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
   };
@@ -255,12 +325,20 @@ function parseVariant(spec: string, peerName: string, problems: string[]): Varia
   const app = env['@app'] === undefined ? undefined : resolve(env['@app']);
   delete env['@app'];
   if (app && !existsSync(join(app, 'dist', 'cli.js'))) problems.push(`--variant ${name}: no build in ${app}`);
-  if (!/^[\w.-]+$/.test(name) || ['ours', 'target', peerName].includes(name)) {
+  if (!/^[\w.-]+$/.test(name) || ['ours', 'target', 'bare', 'jwt', peerName].includes(name)) {
     problems.push(
       `--variant ${JSON.stringify(spec)}: expected a new NAME (letters, digits, . _ -) before ':'`,
     );
   }
   return { name, env, app };
+}
+
+/** nats-server on PATH, else where Debian's package puts it (/usr/sbin is not on every PATH). */
+function findNatsServer(): string {
+  for (const dir of [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/local/bin']) {
+    if (existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
+  }
+  return 'nats-server';
 }
 
 function hasWrk(): boolean {

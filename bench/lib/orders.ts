@@ -15,7 +15,7 @@ export function benchOrder(n: number): OrderInput & { customerId: string } {
 
 /** Creates `count` orders through the API (16 at a time) and returns their ids. */
 export async function seedOrders(
-  target: { name: string; url: string },
+  target: { name: string; url: string; token?: string | undefined },
   count: number,
   stamp: string,
 ): Promise<string[]> {
@@ -31,6 +31,7 @@ export async function seedOrders(
           headers: {
             'content-type': 'application/json',
             'idempotency-key': `seed-${stamp}-${target.name}-${n}`,
+            ...(target.token ? { authorization: `Bearer ${target.token}` } : {}),
           },
           body: JSON.stringify(benchOrder(n)),
           signal: AbortSignal.timeout(10_000),

@@ -4,7 +4,7 @@
  */
 import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { machineCpu, postgresCpu, postgresCpuDelta, procCpu } from './cpu.js';
+import { machineCpu, postgresCpu, postgresCpuDelta, treeCpu } from './cpu.js';
 import type { BenchOptions } from './options.js';
 import { round } from './round.js';
 
@@ -14,7 +14,7 @@ async function neighbourCpu(pids: number[], ms = 1000): Promise<number> {
     at: process.hrtime.bigint(),
     machine: machineCpu(),
     pg: postgresCpu(),
-    ours: pids.map(procCpu),
+    ours: pids.map(treeCpu),
   });
   const a = sample();
   await sleep(ms);

@@ -1,7 +1,8 @@
 /** The servers under load: ours (`orders serve`, also as variants) and a peer implementation. */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BenchOptions } from './options.js';
+import type { BenchOptions, HttpScenario } from './options.js';
+import { BENCH_DIR } from './paths.js';
 import { type BenchProcess, freePort, startProcess, waitHttpOk } from './processes.js';
 
 /** A server the scenarios load; `proc` is absent for one the bench did not start (--target, --compare). */
@@ -11,6 +12,14 @@ export interface Target {
   proc?: BenchProcess;
   /** Ours (Node): its main thread is the event loop the loop columns describe. */
   node?: boolean;
+  /** The HTTP scenarios it serves (all when absent): the bare baseline serves only `get`. */
+  scenarios?: readonly HttpScenario[];
+  /** Read the orders seeded through this other target (same database) instead of seeding. */
+  seedFrom?: string;
+  /** Bearer tokens, one per line, sent in turn on every request (AUTH_MODE=jwt). */
+  tokensFile?: string;
+  /** One of them, for seeding. */
+  token?: string;
 }
 
 /** Ours (or a variant of ours), started by the bench. */
@@ -116,4 +125,28 @@ export async function startPeer(options: BenchOptions, dbUrl: string, peerCmd: s
     throw new Error(`${options.peerName} did not become ready: ${proc.stderr().trim() || '(no output)'}`);
   }
   return { name: options.peerName, url, proc };
+}
+
+/**
+ * The bare fastify + pg GET (bench/baseline/bare-get.ts, compiled next to this file) on our
+ * database: the floor our GET is measured against. It reads the orders seeded through `seedFrom`.
+ */
+export async function startBaseline(options: BenchOptions, dbUrl: string, seedFrom: string): Promise<Target> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: dbUrl,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+  };
+  delete env.NODE_OPTIONS;
+  if (options.poolMax !== undefined) env.DB_POOL_MAX = options.poolMax;
+  const script = join(BENCH_DIR, 'dist', 'bench', 'baseline', 'bare-get.js');
+  const proc = startProcess(process.execPath, [script], { env, label: `bare (port ${port})` });
+  const url = `http://127.0.0.1:${port}`;
+  if (!(await waitHttpOk(`${url}/readyz`, proc))) {
+    await proc.stop();
+    throw new Error(`bare did not become ready: ${proc.stderr().trim() || '(no output)'}`);
+  }
+  return { name: 'bare', url, proc, node: true, scenarios: ['get'], seedFrom };
 }
