@@ -103,17 +103,22 @@ export async function startOursForHttp(
   };
 }
 
-/** Starts --peer-cmd with the bench database, a free port and the servers' settings. */
-export async function startPeer(options: BenchOptions, dbUrl: string, peerCmd: string): Promise<Target> {
-  const port = await freePort();
+/** A comparison server's environment: the bench database, its port on loopback, our pool size. */
+function comparisonEnv(options: BenchOptions, dbUrl: string, port: number): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: dbUrl,
     PORT: String(port),
     HOST: '127.0.0.1',
   };
-  env.LOG_LEVEL = options.logLevel;
   if (options.poolMax !== undefined) env.DB_POOL_MAX = options.poolMax;
+  return env;
+}
+
+/** Starts --peer-cmd with the bench database, a free port and the servers' settings. */
+export async function startPeer(options: BenchOptions, dbUrl: string, peerCmd: string): Promise<Target> {
+  const port = await freePort();
+  const env = { ...comparisonEnv(options, dbUrl, port), LOG_LEVEL: options.logLevel };
   // exec: the shell becomes the server, so its pid (RSS, CPU) is the server's.
   const proc = startProcess('sh', ['-c', `exec ${peerCmd}`], {
     env,
@@ -133,14 +138,8 @@ export async function startPeer(options: BenchOptions, dbUrl: string, peerCmd: s
  */
 export async function startBaseline(options: BenchOptions, dbUrl: string, seedFrom: string): Promise<Target> {
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: dbUrl,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-  };
+  const env = comparisonEnv(options, dbUrl, port);
   delete env.NODE_OPTIONS;
-  if (options.poolMax !== undefined) env.DB_POOL_MAX = options.poolMax;
   const script = join(BENCH_DIR, 'dist', 'bench', 'baseline', 'bare-get.js');
   const proc = startProcess(process.execPath, [script], { env, label: `bare (port ${port})` });
   const url = `http://127.0.0.1:${port}`;

@@ -19,12 +19,11 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { loadK8sConfig } from '../../src/k8s/config.js';
 import { loadRenderInputs, type Manifest, renderManifests } from '../../src/k8s/render.js';
+import { K8S_BASE_ENV } from '../helpers/k8s-render.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ENV = {
-  K8S_IMAGE: 'registry.example.com/shop/orders:1.4.2',
-  AUTH_ISSUER: 'https://idp.example.com/',
-  AUTH_AUDIENCE: 'orders',
+  ...K8S_BASE_ENV,
   K8S_AUTOSCALER: 'keda',
   K8S_PROMETHEUS_OPERATOR: 'true',
   K8S_PROMETHEUS_RULE: 'true',

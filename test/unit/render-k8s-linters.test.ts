@@ -19,33 +19,13 @@ import type {
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { loadK8sConfig } from '../../src/k8s/config.js';
 import { parseImageReference } from '../../src/k8s/image.js';
-import { loadRenderInputs, type Manifest, renderManifests } from '../../src/k8s/render.js';
+import type { Manifest } from '../../src/k8s/render.js';
+import { K8S_ALL_OPTIONS_ENV, K8S_BASE_ENV, renderK8s } from '../helpers/k8s-render.js';
 
-const BASE = {
-  K8S_IMAGE: 'registry.example.com/shop/orders:1.4.2',
-  AUTH_ISSUER: 'https://idp.example.com/',
-  AUTH_AUDIENCE: 'orders',
-};
-const VARIANTS = {
-  defaults: BASE,
-  'every option on': {
-    ...BASE,
-    K8S_AUTOSCALER: 'keda',
-    K8S_PROMETHEUS_OPERATOR: 'true',
-    K8S_PROMETHEUS_RULE: 'true',
-    K8S_GRAFANA_DASHBOARD: 'true',
-    K8S_PRIORITY_CLASS: 'orders-critical',
-  },
-};
-
-async function renderVariant(env: Record<string, string>): Promise<Manifest[]> {
-  const config = loadK8sConfig(env);
-  return renderManifests(config, await loadRenderInputs(config));
-}
+const VARIANTS = { defaults: K8S_BASE_ENV, 'every option on': K8S_ALL_OPTIONS_ENV };
 const outputs = await Promise.all(
-  Object.entries(VARIANTS).map(async ([name, env]) => ({ name, objects: await renderVariant(env) })),
+  Object.entries(VARIANTS).map(async ([name, env]) => ({ name, objects: await renderK8s(env) })),
 );
 
 type Workload = V1Deployment | V1Job;

@@ -25,26 +25,14 @@ import { dashboardJson } from '../../src/k8s/dashboard.js';
 import { dueBacklogQuery } from '../../src/k8s/keda.js';
 import { loadRenderInputs, type Manifest, renderManifests, toFiles, toYaml } from '../../src/k8s/render.js';
 import { readTemplate } from '../../src/k8s/template.js';
+import { K8S_ALL_OPTIONS_ENV, K8S_BASE_ENV, renderK8s } from '../helpers/k8s-render.js';
 
-const IMAGE = 'registry.example.com/shop/orders:1.4.2';
-/** The smallest configuration that renders: everything else at its default. */
-const BASE = { K8S_IMAGE: IMAGE, AUTH_ISSUER: 'https://idp.example.com/', AUTH_AUDIENCE: 'orders' };
-/** Every optional object on. */
-const ALL_ON = {
-  ...BASE,
-  K8S_AUTOSCALER: 'keda',
-  K8S_PROMETHEUS_OPERATOR: 'true',
-  K8S_PROMETHEUS_RULE: 'true',
-  K8S_GRAFANA_DASHBOARD: 'true',
-  K8S_PRIORITY_CLASS: 'orders-critical',
-};
+const BASE = K8S_BASE_ENV;
+const ALL_ON = K8S_ALL_OPTIONS_ENV;
 
 type Env = Record<string, string | undefined>;
 
-async function render(env: Env, flags = {}): Promise<Manifest[]> {
-  const config = loadK8sConfig(env, flags);
-  return renderManifests(config, await loadRenderInputs(config));
-}
+const render = (env: Env, flags = {}): Promise<Manifest[]> => renderK8s(env, flags);
 
 function find<T>(objects: Manifest[], kind: string, name: string): T {
   const found = objects.find((o) => o.kind === kind && o.metadata?.name === name);
