@@ -57,12 +57,25 @@ async function startTargets(
   meta.httpWorker = worker;
   const targets: Target[] = [target];
   for (const v of options.variants) {
-    targets.push(await startOurs(options, dbUrl, { worker, name: v.name, extraEnv: v.env, app: v.app }));
+    targets.push(
+      await startOurs(options, dbUrl, {
+        worker,
+        name: v.name,
+        extraEnv: v.env,
+        app: v.app,
+        cpuProf: options.cpuProf,
+      }),
+    );
   }
   if (options.jwt) {
     // Tokens outlive the whole run: its scenarios and a soak.
     const jwt = await prepareJwt(work, 6 * 3600);
-    const ours = await startOurs(options, dbUrl, { worker, name: 'jwt', extraEnv: jwt.env });
+    const ours = await startOurs(options, dbUrl, {
+      worker,
+      name: 'jwt',
+      extraEnv: jwt.env,
+      cpuProf: options.cpuProf,
+    });
     targets.push({ ...ours, tokensFile: jwt.tokensFile, token: jwt.tokens[0] });
   }
   if (options.peerCmd) targets.push(await startPeer(options, dbUrl, options.peerCmd));

@@ -95,8 +95,9 @@ const USAGE = `usage: npm run bench -- [options]
   --pool-max N        DB_POOL_MAX for the servers (default: $DB_POOL_MAX, else the service default)
   --log-level L       LOG_LEVEL for the servers (default info, as in production)
   --log-file FILE     send our server's stdout (its logs) here instead of /dev/null
-  --cpu-prof DIR      run our server under node --cpu-prof; the .cpuprofile lands in DIR at exit
-                      (summarise it with npm run bench:cpuprofile -- DIR)
+  --cpu-prof DIR      run every Node target (ours, its variants, jwt, bare) under node --cpu-prof;
+                      each target's .cpuprofile lands in DIR/<target> at exit (summarise one with
+                      npm run bench:cpuprofile -- DIR/ours)
   --drain-events N    events inserted for the drain scenario (default 100000)
   --drain-timeout S   give up on a drain after S seconds (default 300)
   --app DIR           run bin/orders.js from this checkout (e.g. a built snapshot of a commit) instead

@@ -222,6 +222,9 @@ export function report(options: BenchOptions, meta: RunMeta, runs: Run[]): void 
     console.log(`\nwrote ${options.json}`);
   }
   if (options.cpuProf) {
-    console.log(`\nCPU profile(s) in ${options.cpuProf}: npm run bench:cpuprofile -- ${options.cpuProf}`);
+    const dir = options.cpuProf;
+    console.log(
+      `\nCPU profiles in ${dir}/<target>: npm run bench:cpuprofile -- ${dir}/ours (or bare, jwt, …)`,
+    );
   }
 }

@@ -58,8 +58,16 @@ export async function startOurs(
   delete env.NODE_OPTIONS;
   if (options.poolMax !== undefined) env.DB_POOL_MAX = options.poolMax;
   Object.assign(env, extraEnv);
-  const nodeArgs = cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [];
-  const args = [...nodeArgs, 'bin/orders.js', 'serve', '--port', String(port), '--host', '127.0.0.1'];
+  const profileDir = cpuProf ? join(cpuProf, name) : undefined;
+  const args = [
+    ...cpuProfArgs(profileDir),
+    'bin/orders.js',
+    'serve',
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+  ];
   if (!worker) args.push('--no-worker');
   const proc = startProcess(process.execPath, args, {
     env,
@@ -70,15 +78,20 @@ export async function startOurs(
   const url = `http://127.0.0.1:${port}`;
   if (!(await waitHttpOk(`${url}/readyz`, proc))) {
     await proc.stop();
-    if (cpuProf && existsSync(cpuProf)) {
+    if (profileDir && existsSync(profileDir)) {
       // A start that failed still writes a profile at exit: keep only the server that ran.
-      for (const f of readdirSync(cpuProf)) if (f.includes(`.${proc.pid}.`)) rmSync(join(cpuProf, f));
+      for (const f of readdirSync(profileDir)) if (f.includes(`.${proc.pid}.`)) rmSync(join(profileDir, f));
     }
     const message = proc.stderr().trim() || '(no output)';
     const reason = `orders serve did not become ready: ${message}`;
     throw /worker is not implemented/i.test(message) ? new WorkerUnavailableError(reason) : new Error(reason);
   }
   return { name, url, proc, node: true };
+}
+
+/** `node --cpu-prof` into DIR (--cpu-prof DIR gives every Node target a folder of its own). */
+function cpuProfArgs(dir: string | undefined): string[] {
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
 /** Starts ours for the HTTP scenarios, with the worker when it can (returns whether it did). */
@@ -141,7 +154,8 @@ export async function startBaseline(options: BenchOptions, dbUrl: string, seedFr
   const env = comparisonEnv(options, dbUrl, port);
   delete env.NODE_OPTIONS;
   const script = join(BENCH_DIR, 'dist', 'bench', 'baseline', 'bare-get.js');
-  const proc = startProcess(process.execPath, [script], { env, label: `bare (port ${port})` });
+  const args = [...cpuProfArgs(options.cpuProf && join(options.cpuProf, 'bare')), script];
+  const proc = startProcess(process.execPath, args, { env, label: `bare (port ${port})` });
   const url = `http://127.0.0.1:${port}`;
   if (!(await waitHttpOk(`${url}/readyz`, proc))) {
     await proc.stop();
