@@ -11,7 +11,7 @@
  * REQUEST_TIMEOUT_MS after the drain saw it gets Node's 408, and a client that never finishes
  * does not hold the drain until SHUTDOWN_TIMEOUT_MS.
  */
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** An idle keep-alive connection is closed this long after its last response, once draining. */
@@ -33,32 +33,48 @@ interface SocketState {
 }
 
 export function trackConnections(server: Server) {
-  const sockets = new Map<Socket, SocketState>();
-  server.on('connection', (socket: Socket) => {
-    sockets.set(socket, {
+  /** Each connection's state lives on its socket: a request finds it without a lookup. */
+  const STATE: unique symbol = Symbol('connection state');
+  type TrackedSocket = Socket & { [STATE]?: SocketState };
+  const sockets = new Set<TrackedSocket>();
+  function forget(this: TrackedSocket): void {
+    sockets.delete(this);
+  }
+  /**
+   * A response's `close` (after its `finish`, or when its connection closed first): its request
+   * is over. One function for every response, which it gets as `this`: no closure or
+   * once-wrapper per request. The moment matters: bytes read after it are the next request's.
+   */
+  function responseClosed(this: ServerResponse): void {
+    const socket = this.req.socket as TrackedSocket;
+    const state = socket[STATE] as SocketState;
+    state.active--;
+    state.idleSince = Date.now();
+    state.bytesReadWhenIdle = socket.bytesRead;
+  }
+  server.on('connection', (socket: TrackedSocket) => {
+    socket[STATE] = {
       active: 0,
       idleSince: Date.now(),
       bytesReadWhenIdle: 0,
       request: undefined,
       arrivingSince: undefined,
-    });
-    socket.once('close', () => sockets.delete(socket));
+    };
+    sockets.add(socket);
+    socket.on('close', forget);
   });
-  server.on('request', (request, response) => {
-    const state = sockets.get(request.socket);
-    if (!state) return;
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const state = (request.socket as TrackedSocket)[STATE];
+    if (state === undefined) return;
     state.active++;
     state.request = request;
-    response.once('close', () => {
-      state.active--;
-      state.idleSince = Date.now();
-      state.bytesReadWhenIdle = request.socket.bytesRead;
-    });
+    response.on('close', responseClosed);
   });
 
   function sweep(idleGraceMs: number) {
     const now = Date.now();
-    for (const [socket, state] of sockets) {
+    for (const socket of sockets) {
+      const state = socket[STATE] as SocketState;
       const waiting = state.active === 0;
       const arriving = waiting ? socket.bytesRead !== state.bytesReadWhenIdle : !state.request?.complete;
       if (!arriving) {
@@ -91,7 +107,7 @@ export function trackConnections(server: Server) {
       return () => clearInterval(timer);
     },
     closeAll() {
-      for (const socket of sockets.keys()) socket.destroy();
+      for (const socket of sockets) socket.destroy();
     },
   };
 }
