@@ -152,6 +152,24 @@ describe('token verification', () => {
     t += 100_000; // past exp + tolerance
     expect(await reasonFor(verifier, `Bearer ${jwt}`)).toBe('expired');
   });
+
+  it('answers from the cache only for the very same header, never for one that shares its signature', async () => {
+    const { verifier } = verifierFor(() => pair.jwks);
+    const jwt = await token({ subject: 'c-1' });
+    await verifier.authenticate(`Bearer ${jwt}`);
+    // Another payload under the same signature: the same cache key, but a different header.
+    const [header, , signature] = jwt.split('.');
+    const forged = `${header}.${b64({ iss: ISSUER, aud: AUDIENCE, sub: 'c-2', exp: now + 300 })}.${signature}`;
+    expect(forged.slice(-32)).toBe(jwt.slice(-32));
+    expect(await reasonFor(verifier, `Bearer ${forged}`)).toBe('invalid');
+    // The genuine token still answers, also spelt another way (verified once more, then cached).
+    const lower = verifier.authenticate(`bearer ${jwt}`);
+    expect(lower).toBeInstanceOf(Promise);
+    expect((await lower).subject).toBe('c-1');
+    expect(verifier.authenticate(`bearer ${jwt}`)).not.toBeInstanceOf(Promise);
+    // The two spellings share a key: the latest one is remembered, the other is verified again.
+    expect((await verifier.authenticate(`Bearer ${jwt}`)).subject).toBe('c-1');
+  });
 });
 
 describe('signing keys', () => {
