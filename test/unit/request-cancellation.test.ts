@@ -303,8 +303,9 @@ describe('requestDeadline on a listening server', () => {
     expect(stream.aborted).toBe(true);
     expect((stream.reason as Error).message).toBe('The client closed the connection.');
 
-    // A body handed to the socket whole (32 MiB, the client not reading): on the reset Node
-    // finishes the response, so it counts as answered, as it did with a listener on the response.
+    // A body handed to the socket whole (32 MiB, the client not reading), then a reset: Node 20
+    // still finishes the response (answered, not aborted, as with a listener on the response);
+    // Node 22 and later do not (aborted: the client left). Either way the request has ended.
     const big = await openRaw(port);
     big.socket.pause();
     big.write(get('big', '/big'));
@@ -314,8 +315,9 @@ describe('requestDeadline on a listening server', () => {
     expect(bigRequest.ended).toBe(false);
     big.socket.destroy();
     await until(() => bigRequest.ended);
-    expect(bigRequest.finished).toBe(true);
-    expect(bigRequest.aborted).toBe(false);
+    expect(bigRequest.finished).toBe(!bigRequest.aborted);
+    if (bigRequest.aborted)
+      expect((bigRequest.reason as Error).message).toBe('The client closed the connection.');
   });
 
   it('gives each inject (a mock socket) its own deadline', async () => {
