@@ -3,6 +3,14 @@ import { LOG_REDACT_PATHS, redactFields, redactText } from './redact.js';
 
 export type { Logger };
 
+/** pino's own state, exposed for integrations (pino.symbols): what a line is built from. */
+interface PinoInternals {
+  [key: symbol]: unknown;
+}
+const { lsCacheSym, timeSym, chindingsSym, endSym, streamSym } = pino.symbols;
+const INFO = 30;
+const NEEDS_METADATA = Symbol.for('pino.metadata');
+
 /** pino's error serialiser (message and stack with their causes, custom fields), credentials masked. */
 function serializeError(err: Error): unknown {
   return redactFields(pino.stdSerializers.err(err));
@@ -140,4 +148,40 @@ export function createLogger(
     return child.call(this, redactFields(bindings), childOptions);
   } as Logger['child'];
   return logger;
+}
+
+/** A flat log record: strings and numbers under names that are not credentials'. */
+export type FlatRecord = Record<string, string | number | undefined>;
+
+/**
+ * `logger.info(record, msg)` for a flat record, written as the very same line (the same bytes;
+ * test/unit/logger-flat.test.ts holds it to that) without pino's generic path: the hooks, the
+ * formatters, the serialiser lookups and the redaction walk over every field cost more than the
+ * line itself. Strings are masked as redactText masks them, as the generic path would; the names
+ * are the caller's constants (identifiers, none named like a credential). The access log writes
+ * one per request.
+ */
+export function infoFlat(logger: Logger, record: FlatRecord, msg: string): void {
+  if (logger.levelVal > INFO) return;
+  const state = logger as unknown as PinoInternals;
+  const stream = state[streamSym] as (pino.DestinationStream & PinoInternals) | undefined;
+  // Not a pino logger of ours, or a stream that wants each line's metadata (pino.multistream).
+  if (typeof state[chindingsSym] !== 'string' || !stream || stream[NEEDS_METADATA]) {
+    logger.info(record, msg);
+    return;
+  }
+  let line =
+    (state[lsCacheSym] as Record<number, string>)[INFO]! +
+    (state[timeSym] as () => string)() +
+    (state[chindingsSym] as string);
+  for (const name in record) {
+    const value = record[name];
+    if (value === undefined) continue;
+    line +=
+      typeof value === 'number'
+        ? `,"${name}":${Number.isFinite(value) ? value : null}`
+        : `,"${name}":${JSON.stringify(redactText(value))}`;
+  }
+  line += `,"msg":${JSON.stringify(redactText(msg))}${state[endSym] as string}`;
+  stream.write(line);
 }

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import fp from 'fastify-plugin';
+import { infoFlat, type Logger } from '../../platform/logger.js';
 import type { Metrics } from '../../platform/metrics.js';
 import type { Lifecycle } from '../app.js';
 
@@ -31,7 +32,9 @@ export const accessLog = fp<{ metrics: Metrics; lifecycle: Lifecycle }>(
         { method: request.method, route, status_code: String(reply.statusCode) },
         seconds,
       );
-      request.log.info(
+      // logger.info's very line, built directly (platform/logger.ts, infoFlat).
+      infoFlat(
+        request.log as Logger,
         {
           method: request.method,
           route,

@@ -1,0 +1,86 @@
+/**
+ * infoFlat writes the access log's line without pino's generic path: it must be byte for byte
+ * the line `logger.info(record, msg)` writes, masking included, for every kind of value the
+ * access log sends, on a child with bindings (the request's id, the trace ids) and at any level.
+ */
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger, type FlatRecord, infoFlat } from '../../src/platform/logger.js';
+
+function capture(level = 'info') {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { logger: createLogger(level, { destination, name: 'orders-test' }), lines };
+}
+
+const RECORDS: FlatRecord[] = [
+  {
+    method: 'GET',
+    route: '/orders/:id',
+    url: '/orders/0190c0de-0000-7000-8000-000000000000',
+    statusCode: 200,
+    durationMs: 1.23,
+    sub: undefined,
+  },
+  { method: 'POST', route: '/orders', url: '/orders', statusCode: 201, durationMs: 12, sub: 'customer-7' },
+  // What a hostile client controls: the URL (quotes, backslashes, control and non-ASCII characters,
+  // credentials in the query) and, through its token, the subject.
+  {
+    method: 'GET',
+    route: 'unmatched',
+    url: '/x?password=SECRET&q="\\\u0001é☃\u2028',
+    statusCode: 404,
+    durationMs: 0,
+    sub: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl',
+  },
+  { method: 'GET', route: '/x', url: 'https://user:SECRET@host/', statusCode: 500, durationMs: Number.NaN },
+  { method: 'DELETE', route: '/y', url: '/y', statusCode: 204, durationMs: Number.POSITIVE_INFINITY },
+];
+
+/** The two lines of one millisecond: isoTime is formatted once per millisecond. */
+function bothWays(logger: ReturnType<typeof capture>['logger'], lines: string[], record: FlatRecord) {
+  for (;;) {
+    const before = lines.length;
+    const ms = Date.now();
+    logger.info(record, 'request completed');
+    infoFlat(logger, record, 'request completed');
+    if (Date.now() === ms) return lines.slice(before);
+  }
+}
+
+describe('infoFlat', () => {
+  it("writes logger.info's very line, masking included", () => {
+    const { logger, lines } = capture();
+    const child = logger.child({ requestId: 'req-1' }).child({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736' });
+    for (const record of RECORDS) {
+      for (const target of [logger, child]) {
+        const [generic, flat] = bothWays(target, lines, record);
+        expect(flat).toBe(generic);
+      }
+    }
+    const text = lines.join('');
+    expect(text).not.toContain('SECRET');
+    expect(text).not.toContain('c2lnbmF0dXJl');
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ requestId: 'req-1', traceId: expect.any(String) });
+  });
+
+  it('masks credentials in child bindings as the generic path does', () => {
+    const { logger, lines } = capture();
+    const child = logger.child({ requestId: 'token=SECRET' });
+    const [generic, flat] = bothWays(child, lines, RECORDS[0]!);
+    expect(flat).toBe(generic);
+    expect(flat).not.toContain('SECRET');
+  });
+
+  it('writes nothing above info, as logger.info', () => {
+    const { logger, lines } = capture('warn');
+    infoFlat(logger, RECORDS[0]!, 'request completed');
+    logger.info(RECORDS[0]!, 'request completed');
+    expect(lines).toEqual([]);
+  });
+});
