@@ -21,6 +21,8 @@ export interface RunMeta {
   seed: number;
   poolMax: string;
   logLevel: string;
+  /** Node flags of ours and the bare baseline (the image's, unless --stock-node). */
+  nodeFlags: string[];
   scenarios: string[];
   variants: Variant[];
   /** The bench database, when the bench created one (not with --target). */
@@ -46,6 +48,7 @@ export function describeRun(options: BenchOptions): RunMeta {
     seed: options.seed,
     poolMax: options.poolMax ?? 'default (10)',
     logLevel: options.logLevel,
+    nodeFlags: options.nodeFlags,
     scenarios: options.scenarios,
     variants: options.variants,
   };

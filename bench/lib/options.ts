@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { imageNodeFlags } from './node-flags.js';
 import { REPO_ROOT } from './paths.js';
 
 export const HTTP_SCENARIOS = ['get', 'post', 'mixed'] as const;
@@ -52,6 +53,8 @@ export interface BenchOptions {
   logFile: string | undefined;
   cpuProf: string | undefined;
   keepDb: boolean;
+  /** Node flags for ours and the bare baseline: the image's (Dockerfile ENTRYPOINT), or none (--stock-node). */
+  nodeFlags: string[];
   /** --soak: minutes of mixed load with memory samples every 30 s (0: no soak). */
   soak: number;
   /** --lifecycle-rate: POSTs per second in the lifecycle scenario (0: closed loop, --connections). */
@@ -120,6 +123,8 @@ const USAGE = `usage: npm run bench -- [options]
                       variants and jwt, one after the other, with RSS (/proc, whole process tree) and
                       V8 heap used (/metrics) every 30 s and a verdict: the last third of the loaded
                       samples against the first third (more than 10 % = growth)
+  --stock-node        run ours and the bare baseline with Node's default flags (default: the flags
+                      of the image's ENTRYPOINT, e.g. --max-semi-space-size=32, for both)
   --keep-db           do not drop the bench databases at the end
   -h, --help
 
@@ -171,6 +176,7 @@ function readArgs(argv: string[]) {
       'quiet-cpu': { type: 'string', default: '20' },
       app: { type: 'string' },
       'keep-db': { type: 'boolean', default: false },
+      'stock-node': { type: 'boolean', default: false },
       processes: { type: 'string' },
       'lifecycle-rate': { type: 'string', default: '0' },
       'lifecycle-grace': { type: 'string', default: '60' },
@@ -286,6 +292,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     logFile: values['log-file'],
     cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
     keepDb: values['keep-db'],
+    nodeFlags: values['stock-node'] ? [] : imageNodeFlags(),
     soak,
     lifecycleRate: int('lifecycle-rate', 0, 100_000),
     lifecycleGrace: int('lifecycle-grace', 0, 3600),

@@ -186,7 +186,8 @@ export function report(options: BenchOptions, meta: RunMeta, runs: Run[]): void 
   console.log(
     `\norders bench: ${options.tool}, ${options.connections} connections, ${options.duration} s runs ` +
       `(+${options.warmup} s warm-up), ${options.repeat} repeat(s), medians; ` +
-      `LOG_LEVEL=${options.logLevel}, DB_POOL_MAX=${meta.poolMax}` +
+      `LOG_LEVEL=${options.logLevel}, DB_POOL_MAX=${meta.poolMax}, ` +
+      `node ${meta.nodeFlags.length > 0 ? meta.nodeFlags.join(' ') : '(stock flags)'}` +
       (meta.httpWorker === undefined ? '' : `, worker ${meta.httpWorker ? 'on' : 'off'} during HTTP runs`) +
       `, commit ${meta.commit}\n`,
   );

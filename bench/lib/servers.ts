@@ -60,6 +60,7 @@ export async function startOurs(
   Object.assign(env, extraEnv);
   const profileDir = cpuProf ? join(cpuProf, name) : undefined;
   const args = [
+    ...options.nodeFlags,
     ...cpuProfArgs(profileDir),
     'bin/orders.js',
     'serve',
@@ -154,7 +155,11 @@ export async function startBaseline(options: BenchOptions, dbUrl: string, seedFr
   const env = comparisonEnv(options, dbUrl, port);
   delete env.NODE_OPTIONS;
   const script = join(BENCH_DIR, 'dist', 'bench', 'baseline', 'bare-get.js');
-  const args = [...cpuProfArgs(options.cpuProf && join(options.cpuProf, 'bare')), script];
+  const args = [
+    ...options.nodeFlags,
+    ...cpuProfArgs(options.cpuProf && join(options.cpuProf, 'bare')),
+    script,
+  ];
   const proc = startProcess(process.execPath, args, { env, label: `bare (port ${port})` });
   const url = `http://127.0.0.1:${port}`;
   if (!(await waitHttpOk(`${url}/readyz`, proc))) {

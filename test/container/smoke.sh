@@ -311,6 +311,10 @@ wait_ready "$CONTAINER" "$base/readyz"
 ok "/readyz 200"
 [[ "$(curl -fsS -m 5 "$base/healthz")" == *'"ok"'* ]] || die "/healthz"
 ok "/healthz 200"
+# The ENTRYPOINT's Node flags reach the server (PID 1): the young generation's size (Dockerfile).
+cmdline="$(podman exec "$CONTAINER" cat /proc/1/cmdline | tr '\0' ' ')" || die "cannot read PID 1's command line"
+[[ "$cmdline" == *'--max-semi-space-size=32 /app/bin/orders.js serve'* ]] || die "PID 1 runs: $cmdline"
+ok "PID 1: $cmdline"
 
 step "order round trip: POST /orders then GET /orders/{id}, with a bearer token"
 body='{"currency":"EUR","items":[{"sku":"SKU-1","quantity":2,"unitPrice":1999}]}'
