@@ -181,17 +181,18 @@ export async function findIdempotencyRecord(
  * The order, if it exists and `customerId` is null (any customer's) or its customer: another
  * customer's order is as absent as an unknown one.
  */
-export async function findOrder(
+export function findOrder(
   db: Queryable,
   id: string,
   customerId: string | null,
   options: QueryOptions = {},
 ): Promise<Order | undefined> {
-  const result = await db.query<OrderRow>(
-    { name: 'orders.get', text: GET_ORDER_SQL },
-    [id, customerId],
-    options,
-  );
+  return db.query<OrderRow>(GET_ORDER, [id, customerId], options).then(firstOrder);
+}
+
+const GET_ORDER = { name: 'orders.get', text: GET_ORDER_SQL };
+
+function firstOrder(result: { rows: OrderRow[] }): Order | undefined {
   const row = result.rows[0];
   return row ? toOrder(row) : undefined;
 }

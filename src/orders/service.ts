@@ -137,10 +137,12 @@ export function createOrdersService(options: OrdersServiceOptions) {
   }
 
   /** `visibleTo.customerId`: only that customer's order (null: any customer's). */
-  async function get(id: string, visibleTo: Visibility, queryOptions: QueryOptions = {}): Promise<Order> {
-    const order = await findOrder(db, id, visibleTo.customerId, queryOptions);
-    if (!order) throw orderNotFound(id);
-    return order;
+  function get(id: string, visibleTo: Visibility, queryOptions: QueryOptions = {}): Promise<Order> {
+    // A then rather than an async function: the read path's one promise fewer.
+    return findOrder(db, id, visibleTo.customerId, queryOptions).then((order) => {
+      if (!order) throw orderNotFound(id);
+      return order;
+    });
   }
 
   async function listEvents(
