@@ -41,6 +41,8 @@ const MEDIAN_FIELDS = [
   'natsCpuPct',
   'natsCpuMsPerReq',
   'seconds',
+  'outboxWritten',
+  'outboxDelivered',
 ] as const;
 type MedianField = (typeof MEDIAN_FIELDS)[number];
 
@@ -51,6 +53,7 @@ type SummaryRow = {
   runs: number;
   skipped?: string;
   unconfirmed?: number;
+  outboxPendingAtEnd?: number;
 } & Partial<Record<MedianField, number>>;
 
 function median(values: unknown[]): number | null {
@@ -83,6 +86,9 @@ function summarise(runs: Run[]): SummaryRow[] {
     // Orders left unconfirmed: the worst run, not the median (any is a finding).
     const unconfirmed = measured.flatMap((r) => ('unconfirmed' in r ? [r.unconfirmed] : []));
     if (unconfirmed.length > 0) row.unconfirmed = Math.max(...unconfirmed);
+    // Events the in-process worker had not delivered when the load stopped: the worst run too.
+    const pending = measured.flatMap((r) => ('outboxPendingAtEnd' in r ? [r.outboxPendingAtEnd ?? 0] : []));
+    if (pending.length > 0) row.outboxPendingAtEnd = Math.max(...pending);
     return row;
   });
 }
@@ -99,6 +105,13 @@ const RESULT_COLUMNS: Column[] = [
   ['errors', (r) => r.errors],
   ['RSS MiB', (r) => r.rssMiB],
   ['events/s', (r) => (r.skipped ? `skipped: ${r.skipped}` : r.eventsPerSec)],
+  [
+    'outbox delivered/written (most pending at end)',
+    (r) =>
+      r.outboxWritten === undefined
+        ? undefined
+        : `${r.outboxDelivered}/${r.outboxWritten} (${r.outboxPendingAtEnd})`,
+  ],
 ];
 
 // Where the CPU went during the measured run (% of one core; ms per request or per event).

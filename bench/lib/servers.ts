@@ -20,6 +20,8 @@ export interface Target {
   tokensFile?: string;
   /** One of them, for seeding. */
   token?: string;
+  /** Ours with its in-process worker: its database, where the HTTP runs count its outbox. */
+  workerDbUrl?: string;
 }
 
 /** Ours (or a variant of ours), started by the bench. */
@@ -87,7 +89,7 @@ export async function startOurs(
     const reason = `orders serve did not become ready: ${message}`;
     throw /worker is not implemented/i.test(message) ? new WorkerUnavailableError(reason) : new Error(reason);
   }
-  return { name, url, proc, node: true };
+  return { name, url, proc, node: true, ...(worker ? { workerDbUrl: dbUrl } : {}) };
 }
 
 /** `node --cpu-prof` into DIR (--cpu-prof DIR gives every Node target a folder of its own). */

@@ -1,6 +1,7 @@
 /** get, post, mixed: one measured run of load against one server, with its CPU accounting. */
 import { loadavg } from 'node:os';
 import { type CpuShares, cpuDelta, rssMiB, sampleCpu } from '../cpu.js';
+import { withClient } from '../database.js';
 import { type LoadTarget, runAutocannon, runWrk } from '../load.js';
 import type { BenchOptions, HttpScenario } from '../options.js';
 import { waitForQuiet } from '../quiet-wait.js';
@@ -23,6 +24,21 @@ export interface HttpRun extends CpuShares {
   rssMiB: number | null;
   loadavg1Before: number;
   neighbourCpuPctBefore: number | null;
+  /**
+   * With ours' in-process worker (post, mixed), what became of the outbox during the measured
+   * run: events written, events delivered, and those not yet delivered when the load stopped
+   * (near 0: the worker kept up).
+   */
+  outboxWritten?: number;
+  outboxDelivered?: number;
+  outboxPendingAtEnd?: number;
+}
+
+const OUTBOX_COUNTS_SQL = `SELECT count(*) FILTER (WHERE status <> 'processed')::int AS pending,
+       count(*) FILTER (WHERE status = 'processed')::int AS processed FROM outbox_events`;
+
+function outboxCounts(dbUrl: string): Promise<{ pending: number; processed: number }> {
+  return withClient(dbUrl, async (client) => (await client.query(OUTBOX_COUNTS_SQL)).rows[0]);
 }
 
 /** Waits for quiet neighbours (--quiet-wait), warms up (--warmup), then measures one run. */
@@ -38,9 +54,21 @@ export async function runHttpScenario(
   const neighboursBefore = await waitForQuiet(options, allPids);
   if (options.warmup > 0) await run(options, target, scenario, options.warmup, `${runId}-warm`);
   const load1 = loadavg()[0];
+  const countOutbox = scenario !== 'get' && target.workerDbUrl !== undefined;
+  const outboxBefore = countOutbox ? await outboxCounts(target.workerDbUrl!) : undefined;
   const before = sampleCpu(target.proc?.pid, target.node === true);
   const r = await run(options, target, scenario, options.duration, runId);
   const after = sampleCpu(target.proc?.pid, target.node === true);
+  const outboxAfter = countOutbox ? await outboxCounts(target.workerDbUrl!) : undefined;
+  const outbox =
+    outboxBefore && outboxAfter
+      ? {
+          outboxWritten:
+            outboxAfter.pending + outboxAfter.processed - outboxBefore.pending - outboxBefore.processed,
+          outboxDelivered: outboxAfter.processed - outboxBefore.processed,
+          outboxPendingAtEnd: outboxAfter.pending,
+        }
+      : undefined;
   return {
     target: target.name,
     scenario,
@@ -58,5 +86,6 @@ export async function runHttpScenario(
     loadavg1Before: round(load1, 2),
     neighbourCpuPctBefore: neighboursBefore,
     ...cpuDelta(before, after, r.requests, r.generatorCpu),
+    ...outbox,
   };
 }
