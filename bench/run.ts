@@ -78,8 +78,12 @@ async function startTargets(
     });
     targets.push({ ...ours, tokensFile: jwt.tokensFile, token: jwt.tokens[0] });
   }
-  if (options.peerCmd) targets.push(await startPeer(options, dbUrl, options.peerCmd));
-  else if (options.compare) targets.push({ name: options.peerName, url: options.compare });
+  if (options.peerCmd) {
+    // A database of its own: the peer's orders write outbox rows too, which our in-process worker
+    // would otherwise deliver during ours' runs (the peer delivers nothing).
+    const peerDbUrl = await createDatabase(options, `${dbName}_peer`);
+    targets.push(await startPeer(options, peerDbUrl, options.peerCmd));
+  } else if (options.compare) targets.push({ name: options.peerName, url: options.compare });
   if (options.baseline && httpScenarios.includes('get')) {
     targets.push(await startBaseline(options, dbUrl, target.name));
   }

@@ -81,8 +81,9 @@ const USAGE = `usage: npm run bench -- [options]
   --tool wrk|autocannon   load generator (default: wrk when installed, else autocannon)
   --target URL        measure an already-running server instead of spawning ours (no drain)
   --compare URL       also measure this already-running server, interleaved with ours
-  --peer-cmd CMD      spawn CMD (via sh -c) as the comparison server, with DATABASE_URL of the bench
-                      database, PORT, HOST=127.0.0.1, DB_POOL_MAX and LOG_LEVEL in its environment
+  --peer-cmd CMD      spawn CMD (via sh -c) as the comparison server, with DATABASE_URL of a bench
+                      database of its own (migrated like ours), PORT, HOST=127.0.0.1, DB_POOL_MAX
+                      and LOG_LEVEL in its environment
   --peer-name NAME    label of the comparison target (default "peer")
   --baseline          also measure "bare": fastify + pg running our GET_ORDER_SQL with no hooks
                       (bench/baseline/bare-get.ts), in the get scenario only, on ours' seeded ids
