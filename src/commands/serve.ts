@@ -123,6 +123,7 @@ async function serveUntilDrained(config: Config, cluster: ClusterChild | undefin
       db,
       idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
       onEventCommitted: worker ? (id) => worker.wake(id) : undefined,
+      preClaim: worker ? () => worker.preClaim() : undefined,
     });
 
     if (auth.mode === 'none') {

@@ -30,6 +30,25 @@ export interface OutboxEvent {
   createdAt: Date;
 }
 
+/**
+ * A claim taken before its event is written: the in-process worker's offer to take a new event
+ * as it commits. The writer inserts the event already claimed (status `processing`, `locked_by`
+ * = workerId, attempt 1, `locked_until` = now() + lease), which spares the worker the claim's
+ * round trip and row update. Exactly one of adopt() and cancel() is called.
+ */
+export interface PreClaim {
+  workerId: string;
+  leaseMs: number;
+  /** The event committed as claimed: the worker holds it from now on. Never throws. */
+  adopt(event: OutboxEvent): void;
+  /**
+   * Nothing was written, or it is unknown whether the write committed (the statement failed):
+   * the worker's room is given back. An event that did commit waits for its lease to lapse and
+   * is then claimed like a crashed worker's.
+   */
+  cancel(): void;
+}
+
 export interface ClaimResult {
   events: OutboxEvent[];
   /**

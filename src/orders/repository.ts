@@ -8,6 +8,12 @@
  * unique index entry until the first commits, then replays its stored response. The times the
  * database compares (the event's available_at, the key's expires_at) come from its clock, never
  * the process's: an API pod whose clock runs ahead would otherwise delay every event.
+ *
+ * With a `claim`, the event is written already claimed by the in-process worker (status
+ * `processing`, its lease, attempt 1), exactly as its claim statement would have left it: the
+ * worker takes it from the API after the commit instead of claiming it, which saves the claim's
+ * round trip and its row update. Should the worker never get it (the process died after the
+ * commit), the lease lapses and any worker claims it like a crashed worker's event.
  */
 import { ORDER_CREATED, type OrderEvent } from '../messaging/events.js';
 import type { Queryable, QueryOptions } from '../platform/db.js';
@@ -37,8 +43,13 @@ WITH key AS (
   SELECT ord.id, (i.n - 1)::smallint, i.sku, i.quantity, i.unit_price
   FROM ord, unnest($12::text[], $13::int[], $14::bigint[]) WITH ORDINALITY AS i (sku, quantity, unit_price, n)
 ), evt AS (
-  INSERT INTO outbox_events (id, aggregate_type, aggregate_id, type, payload, trace_context, created_at, available_at)
-  SELECT $15::uuid, 'order', ord.id, '${ORDER_CREATED}', $5::text::jsonb, $16::jsonb, $6::timestamptz, now()
+  INSERT INTO outbox_events (id, aggregate_type, aggregate_id, type, payload, trace_context, created_at, available_at,
+                             status, attempts, locked_by, locked_until)
+  SELECT $15::uuid, 'order', ord.id, '${ORDER_CREATED}', $5::text::jsonb, $16::jsonb, $6::timestamptz, now(),
+         CASE WHEN $17::text IS NULL THEN 'pending' ELSE 'processing' END,
+         CASE WHEN $17::text IS NULL THEN 0 ELSE 1 END,
+         $17::text,
+         CASE WHEN $17::text IS NULL THEN NULL ELSE now() + make_interval(secs => $18::double precision) END
   FROM ord
 )
 SELECT EXISTS (SELECT 1 FROM ord) AS created`;
@@ -111,6 +122,8 @@ export interface OrderWrite {
   idempotencyTtlSeconds: number;
   /** W3C trace context the OrderCreated event carries to the worker. */
   traceContext: Record<string, string> | undefined;
+  /** Write the event claimed by this worker, with this lease; without one it is pending. */
+  claim?: { workerId: string; leaseMs: number } | undefined;
 }
 
 /**
@@ -143,6 +156,8 @@ export async function insertOrder(
     order.items.map((i) => i.unitPrice),
     write.eventId,
     write.traceContext ? JSON.stringify(write.traceContext) : null,
+    write.claim?.workerId ?? null,
+    write.claim ? write.claim.leaseMs / 1000 : null,
   ];
   try {
     const result = await db.query<{ created: boolean }>(

@@ -4,7 +4,8 @@
  * commands (cancel, ship: one transaction each, transitions.ts), the listing (listing.ts) and the
  * AppErrors the API turns into problems. The SQL lives in repository.ts, transitions.ts and listing.ts.
  */
-import type { OrderEvent } from '../messaging/events.js';
+import { ORDER_CREATED, type OrderEvent } from '../messaging/events.js';
+import type { OutboxEvent, PreClaim } from '../messaging/outbox.js';
 import type { QueryOptions, Transactional } from '../platform/db.js';
 import { AppError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/uuid.js';
@@ -62,6 +63,11 @@ export interface OrdersServiceOptions {
   idempotencyTtlHours: number;
   /** Called after an order's transaction committed (wakes the in-process worker). */
   onEventCommitted?: (eventId: string) => void;
+  /**
+   * The in-process worker's claim on a new order's OrderCreated event, taken before the write
+   * (undefined: the worker has no room; the event is written pending and woken).
+   */
+  preClaim?: () => PreClaim | undefined;
 }
 
 export function createOrdersService(options: OrdersServiceOptions) {
@@ -116,11 +122,21 @@ export function createOrdersService(options: OrdersServiceOptions) {
     // Two rounds at most: a key that vanishes between our insert and our read (it expired, or
     // its transaction rolled back after we waited) simply gets a second attempt.
     for (let attempt = 0; attempt < 2; attempt++) {
-      const outcome = await insertOrder(db, write, queryOptions);
+      const claim = options.preClaim?.();
+      write.claim = claim;
+      let outcome: Awaited<ReturnType<typeof insertOrder>>;
+      try {
+        outcome = await insertOrder(db, write, queryOptions);
+      } catch (error) {
+        claim?.cancel();
+        throw error;
+      }
       if (outcome === 'created') {
-        options.onEventCommitted?.(eventId);
+        if (claim) claim.adopt(orderCreatedEvent(write, now));
+        else options.onEventCommitted?.(eventId);
         return { kind: 'created', order, eventId, response };
       }
+      claim?.cancel();
       if (outcome === 'key_locked') throw keyInUse();
       if (!idempotency) throw new Error('order insert returned no row without an idempotency key');
       const stored = await findIdempotencyRecord(db, idempotency, queryOptions);
@@ -215,4 +231,18 @@ function keyInUse(): AppError {
 
 function orderNotFound(id: string): AppError {
   return new AppError('not_found', `No order with id ${id}.`);
+}
+
+/** The OrderCreated event as the order write stored it (pre-claimed: attempt 1). */
+function orderCreatedEvent(write: OrderWrite, createdAt: Date): OutboxEvent {
+  return {
+    id: write.eventId,
+    type: ORDER_CREATED,
+    aggregateType: 'order',
+    aggregateId: write.order.id,
+    payload: write.order,
+    traceContext: write.traceContext ?? null,
+    attempts: 1,
+    createdAt,
+  };
 }

@@ -11,8 +11,13 @@
  *
  * When to run a round is the claim loop's business (claim-loop.ts); what a round claims, and
  * what the worker holds, is this module's.
+ *
+ * Pre-claims (`preClaim()`) skip the round for the API's new orders: while the worker has room,
+ * the API writes the OrderCreated event already claimed by this worker and hands it over after
+ * the commit (`adopt`). A pre-claim counts as held from the moment it is taken, so the API never
+ * hands over more than the worker may hold; without room the event is written pending and woken.
  */
-import { claimEvents, type Failure, type OutboxEvent } from '../messaging/outbox.js';
+import { claimEvents, type Failure, type OutboxEvent, type PreClaim } from '../messaging/outbox.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { type ClaimerMode, createClaimLoop, type RoundResult } from './claim-loop.js';
@@ -55,6 +60,13 @@ export interface Claimer {
   cancel(): void;
   /** Claim this committed event soon. Never throws. */
   wake(eventId: string): void;
+  /**
+   * A claim for an event about to be written, while the worker runs and has room; undefined
+   * otherwise (write it pending and wake()).
+   */
+  preClaim(): PreClaim | undefined;
+  /** Resolves when every pre-claim taken has been adopted or cancelled, or after timeoutMs (false). */
+  preClaimsSettled(timeoutMs: number): Promise<boolean>;
   /** The oldest buffered event, if any. */
   take(): ClaimedEvent | undefined;
   /** Empties the buffer. */
@@ -81,7 +93,11 @@ export function createClaimer(deps: ClaimerDeps): Claimer {
   const maxHeld = 2 * options.batchSize + options.concurrency;
   const buffer: ClaimedEvent[] = [];
   const woken = createWokenIds(options.queueCapacity);
-  const held = () => buffer.length + deps.heldElsewhere();
+  // Pre-claims taken and not yet adopted or cancelled: room promised to writes in flight.
+  let preClaimed = 0;
+  let onPreClaimsSettled: (() => void) | undefined;
+  let takingPreClaims = false;
+  const held = () => buffer.length + preClaimed + deps.heldElsewhere();
   let takingWakeUps: Promise<void> = Promise.resolve();
 
   const loop = createClaimLoop({
@@ -118,14 +134,58 @@ export function createClaimer(deps: ClaimerDeps): Claimer {
     return { found: events.length, full, again: full || woken.size > 0, nextDueInMs };
   }
 
+  function preClaim(): PreClaim | undefined {
+    if (!takingPreClaims || held() >= maxHeld) return undefined;
+    preClaimed++;
+    const claimedAt = performance.now(); // before the write is sent: its lease began later
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      preClaimed--;
+      if (preClaimed === 0) onPreClaimsSettled?.();
+      return true;
+    };
+    return {
+      workerId: options.workerId,
+      leaseMs: options.leaseMs,
+      adopt(event) {
+        if (!settle()) return;
+        buffer.push({ event, claimedAt });
+        deps.leases.hold(event, claimedAt);
+        deps.onClaimed();
+      },
+      cancel() {
+        if (settle()) loop.poke();
+      },
+    };
+  }
+
+  function preClaimsSettled(timeoutMs: number): Promise<boolean> {
+    if (preClaimed === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      onPreClaimsSettled = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+  }
+
   return {
     start() {
-      if (loop.start()) takingWakeUps = woken.run(loop.request);
+      if (loop.start()) {
+        takingWakeUps = woken.run(loop.request);
+        takingPreClaims = true;
+      }
     },
     async stop() {
+      takingPreClaims = false;
       woken.close();
       await Promise.all([loop.stop(), takingWakeUps]);
     },
+    preClaim,
+    preClaimsSettled,
     cancel: () => loop.cancel(),
     wake: (eventId) => woken.push(eventId),
     take: () => buffer.shift(),

@@ -22,10 +22,11 @@
  * renewed until the last outcome is written. The consumer stops fetching at once and gets the
  * same drain deadline for the messages it is handling; it never acks uncommitted work.
  */
-import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { type Context, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { ReceiveResult } from '../messaging/inbox.js';
 import type { InboundMessage } from '../messaging/inbox-message.js';
 import { createNatsPublisher, type EventPublisher } from '../messaging/nats-publisher.js';
+import type { PreClaim } from '../messaging/outbox.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
@@ -73,6 +74,11 @@ export interface Worker {
   stop(options: { timeoutMs: number }): Promise<void>;
   /** Called after an order's transaction committed: handle this event now. Never throws. */
   wake(eventId: string): void;
+  /**
+   * A claim for a new event about to be written (see PreClaim): undefined unless the worker
+   * runs and has room, and then the writer writes it pending and calls wake().
+   */
+  preClaim(): PreClaim | undefined;
   /**
    * Applies a consumed event (Catalog's, Payments') the way one from NATS is applied: the inbox,
    * its metrics and logs, a wake-up for what the change published. For the partner simulator
@@ -145,6 +151,8 @@ export function createWorker(deps: WorkerDeps): Worker {
 
   let state: 'created' | 'running' | 'stopping' | 'stopped' = 'created';
   let stopping: Promise<void> | undefined;
+  // With tracing on, the worker's own statements run untraced (see start()).
+  let quiet: Context | undefined;
 
   /** Starts buffered events while a slot is free; then the claimer may use the room left. */
   function pump() {
@@ -189,8 +197,11 @@ export function createWorker(deps: WorkerDeps): Worker {
         endClaiming(claiming, drainDeadline, hardDeadline),
         executor.stop(msUntil(drainDeadline)),
         inbound.consumer?.stop({ timeoutMs: msUntil(drainDeadline) }),
+        claimer.preClaimsSettled(msUntil(drainDeadline)).then((settled) => {
+          if (!settled) logger.warn('an order write with a pre-claimed event did not end by the deadline');
+        }),
       ]);
-      releaseBuffered(); // what the last claim round returned
+      releaseBuffered(); // what the last claim round returned, and the events adopted meanwhile
       await outcomes.drain(msUntil(hardDeadline));
     }
     await leases.stop();
@@ -227,7 +238,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       // With tracing on, the background statements (polls, batched writes, housekeeping) are
       // not traced: a span per poll would bury the traces that matter. Each event's handling
       // is traced in its own request's trace (the executor starts it from the event's context).
-      const quiet = telemetry.enabled
+      quiet = telemetry.enabled
         ? (await import('@opentelemetry/core')).suppressTracing(ROOT_CONTEXT)
         : undefined;
       if (state !== 'running') return; // stopped while loading
@@ -245,6 +256,13 @@ export function createWorker(deps: WorkerDeps): Worker {
       return stopping;
     },
     wake: (eventId) => claimer.wake(eventId),
+    preClaim() {
+      const claim = claimer.preClaim();
+      if (!claim || !quiet) return claim;
+      // adopt() runs in the request's context: what it starts (handlers, a claim round) must not.
+      const untraced = quiet;
+      return { ...claim, adopt: (event) => context.with(untraced, () => claim.adopt(event)) };
+    },
     receive: (message, receiveOptions) => inbound.receive(message, receiveOptions),
     stalled() {
       const stalledMs = claimer.stalledForMs();

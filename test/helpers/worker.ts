@@ -34,7 +34,7 @@ export function createFastTestWorker(db: Db, telemetry: Telemetry): Worker {
 }
 
 /**
- * serve's wiring on a test database: orders wake the worker (polls every 50 ms, no housekeeping),
+ * serve's wiring on a test database: orders hand their events to the worker (pre-claimed) or wake it (polls every 50 ms, no housekeeping),
  * the app is built on the same metrics. The worker is not started: the caller starts it.
  */
 export async function wireServe(
@@ -58,6 +58,7 @@ export async function wireServe(
     db,
     idempotencyTtlHours: 24,
     onEventCommitted: (id) => worker.wake(id),
+    preClaim: () => worker.preClaim(),
   });
   const app = await buildApp({
     logger: testLogger,

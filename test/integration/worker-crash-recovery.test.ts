@@ -6,6 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import { createOrdersService } from '../../src/orders/service.js';
 import type { Db } from '../../src/platform/db.js';
 import { createMetrics } from '../../src/platform/metrics.js';
 import { sleep } from '../../src/platform/shutdown.js';
@@ -32,7 +33,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await tdb.db.query('TRUNCATE outbox_events, notifications');
+  await tdb.db.query('TRUNCATE outbox_events, notifications, orders CASCADE');
 });
 
 afterEach(async () => {
@@ -137,6 +138,38 @@ describe('a crashed worker', () => {
     }
     expect(await countRows(tdb.db, 'SELECT count(*)::int AS n FROM notifications')).toBe(20);
   }, 20_000);
+});
+
+describe('a process that died after writing a pre-claimed event', () => {
+  it('its event is claimed once the lease lapses and delivered at attempt 2, notified once', async () => {
+    const orders = createOrdersService({
+      db: tdb.db,
+      idempotencyTtlHours: 1,
+      // The order committed claimed by 'doomed', whose process died before taking the event.
+      preClaim: () => ({
+        workerId: 'doomed',
+        leaseMs: 1_500,
+        adopt: () => undefined,
+        cancel: () => undefined,
+      }),
+    });
+    const created = await orders.create({
+      input: { customerId: 'c-doomed', currency: 'EUR', items: [{ sku: 'A', quantity: 1, unitPrice: 100 }] },
+      customerId: 'c-doomed',
+    });
+    if (created.kind !== 'created') throw new Error('expected a new order');
+    const writtenAt = performance.now();
+    expect(await held('doomed')).toBe(1);
+
+    const { notifier, sends } = countingNotifier();
+    startWorker({ notifier }, { workerId: 'survivor' });
+    await waitFor(processed, (n) => n === 1, 10_000);
+    // Not before the lease lapsed: until then the event was the dead process's.
+    expect(performance.now() - writtenAt).toBeGreaterThan(1_400);
+    const [row] = await eventRows(tdb.db, [created.eventId]);
+    expect(row).toMatchObject({ status: 'processed', attempts: 2, locked_by: null });
+    expect(sends.get(created.eventId)).toBe(1);
+  }, 15_000);
 });
 
 describe('a live worker', () => {

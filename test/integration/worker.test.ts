@@ -179,6 +179,85 @@ describe('delivery', () => {
     expect(lag.values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(1);
   });
 
+  it("an order's event written pre-claimed by the in-process worker is handed over and delivered at attempt 1", async () => {
+    const { worker, metrics } = startWorker({
+      options: { pollIntervalMs: 30_000, maxIdlePollIntervalMs: 30_000 },
+    });
+    await sleep(100); // the start-up claim round has found nothing
+    const adoptions: (() => void)[] = [];
+    const orders = createOrdersService({
+      db: tdb.db,
+      idempotencyTtlHours: 24,
+      onEventCommitted: () => {
+        throw new Error('a pre-claimed event needs no wake-up');
+      },
+      preClaim: () => {
+        const claim = worker.preClaim();
+        if (!claim) throw new Error('the running worker has room');
+        // Held back until the row is checked: as written, before the worker has it.
+        return { ...claim, adopt: (event) => adoptions.push(() => claim.adopt(event)) };
+      },
+    });
+    const created = await orders.create({
+      input: { customerId: 'c-pre', currency: 'EUR', items: [{ sku: 'A', quantity: 1, unitPrice: 100 }] },
+      customerId: 'c-pre',
+    });
+    if (created.kind !== 'created') throw new Error('expected a new order');
+    const written = await tdb.db.query<{ lease_s: number } & Record<string, unknown>>(
+      `SELECT status, attempts, locked_by, extract(epoch FROM locked_until - now())::float8 AS lease_s
+       FROM outbox_events WHERE id = $1`,
+      [created.eventId],
+    );
+    expect(written.rows[0]).toMatchObject({ status: 'processing', attempts: 1, locked_by: worker.id });
+    expect(written.rows[0]!.lease_s).toBeGreaterThan(1);
+    expect(adoptions).toHaveLength(1);
+    adoptions[0]!();
+    await waitFor(
+      () => eventRow(created.eventId),
+      (r) => r.status === 'processed',
+      1_000,
+    );
+    expect(await eventRow(created.eventId)).toMatchObject({ attempts: 1, locked_by: null });
+    expect(
+      await count('SELECT count(*)::int AS n FROM notifications WHERE event_id = $1', [created.eventId]),
+    ).toBe(1);
+    expect(await counterValue(metrics, 'processed')).toBe(1);
+  });
+
+  it('a replayed order gives its pre-claim back: nothing is written claimed', async () => {
+    const { worker } = startWorker();
+    await sleep(100);
+    const settled: string[] = [];
+    const orders = createOrdersService({
+      db: tdb.db,
+      idempotencyTtlHours: 24,
+      preClaim: () => {
+        const claim = worker.preClaim()!;
+        return {
+          ...claim,
+          adopt: (event) => {
+            settled.push('adopt');
+            claim.adopt(event);
+          },
+          cancel: () => {
+            settled.push('cancel');
+            claim.cancel();
+          },
+        };
+      },
+    });
+    const command = {
+      input: { customerId: 'c-rep', currency: 'EUR', items: [{ sku: 'A', quantity: 1, unitPrice: 100 }] },
+      customerId: 'c-rep',
+      idempotency: { key: 'k-pre-1', fingerprint: 'f1' },
+    };
+    const first = await orders.create(command);
+    const replay = await orders.create(command);
+    expect([first.kind, replay.kind]).toEqual(['created', 'replayed']);
+    expect(settled).toEqual(['adopt', 'cancel']);
+    expect(await count('SELECT count(*)::int AS n FROM outbox_events')).toBe(1);
+  });
+
   it('without any wake-up the backstop poller still delivers', async () => {
     startWorker({ options: { pollIntervalMs: 200, maxIdlePollIntervalMs: 400 } });
     await sleep(500); // idle: the poller has backed off to its slowest interval

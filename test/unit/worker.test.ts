@@ -201,6 +201,99 @@ describe('worker stop', () => {
   });
 });
 
+describe('worker pre-claims', () => {
+  const eventFor = (n: number) => ({
+    id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+    type: 'OrderCreated',
+    aggregateType: 'order',
+    aggregateId: '00000000-0000-4000-8000-000000000000',
+    payload: { id: '00000000-0000-4000-8000-000000000000', customerId: 'c1' },
+    traceContext: null,
+    attempts: 1,
+    createdAt: new Date(),
+  });
+
+  /** A Db that records completions and releases (values of the statement), claims finding nothing. */
+  function recordingDb() {
+    const stub = stubDb();
+    const written: { name: string; ids: unknown }[] = [];
+    const db = {
+      ...stub.db,
+      query: async (text: string | pg.QueryConfig, values?: readonly unknown[]) => {
+        const name = typeof text === 'string' ? text : (text.name ?? '');
+        if (name === 'outbox.complete' || name === 'outbox.release') {
+          written.push({ name, ids: values?.[0] });
+          const ids = values?.[0] as string[];
+          return { rows: ids.map((id) => ({ id, type: 'OrderCreated', notified: true, lag_seconds: 0 })) };
+        }
+        return stub.db.query(text, values);
+      },
+    } as unknown as Db;
+    return { db, written, claims: stub.claims };
+  }
+
+  it('none before start() or after stop(); while running, one carrying the worker id and lease', async () => {
+    const { db } = recordingDb();
+    const w = worker(db, { workerId: 'w-pre', leaseMs: 8_000 });
+    expect(w.preClaim()).toBeUndefined();
+    await w.start();
+    const claim = w.preClaim();
+    expect(claim).toMatchObject({ workerId: 'w-pre', leaseMs: 8_000 });
+    claim!.cancel();
+    await w.stop({ timeoutMs: 500 });
+    expect(w.preClaim()).toBeUndefined();
+  });
+
+  it('an adopted event is handled and completed without a claim round', async () => {
+    const { db, written, claims } = recordingDb();
+    const w = worker(db);
+    await w.start();
+    for (let waited = 0; claims().length === 0 && waited < 1_000; waited += 5) await sleep(5);
+    const roundsBefore = claims().length;
+    const event = eventFor(1);
+    w.preClaim()!.adopt(event);
+    for (let waited = 0; written.length === 0 && waited < 2_000; waited += 10) await sleep(10);
+    expect(written).toEqual([{ name: 'outbox.complete', ids: [event.id] }]);
+    expect(claims().length).toBe(roundsBefore);
+    await w.stop({ timeoutMs: 500 });
+  });
+
+  it('never promises more room than the worker may hold; a cancel gives the room back', async () => {
+    const { db } = recordingDb();
+    // maxHeld = 2 × batch + concurrency = 2 × 2 + 1 = 5
+    const w = worker(db, { batchSize: 2, concurrency: 1 });
+    await w.start();
+    const claims = Array.from({ length: 7 }, () => w.preClaim());
+    expect(claims.filter(Boolean)).toHaveLength(5);
+    expect(claims.slice(5)).toEqual([undefined, undefined]);
+    claims[0]!.cancel();
+    claims[0]!.cancel(); // settling twice changes nothing
+    const again = w.preClaim();
+    expect(again).toBeDefined();
+    expect(w.preClaim()).toBeUndefined();
+    for (const claim of [...claims.slice(1, 5), again]) claim!.cancel();
+    await w.stop({ timeoutMs: 500 });
+  });
+
+  it('stop() waits for pre-claims in flight and releases the events adopted meanwhile', async () => {
+    const { db, written } = recordingDb();
+    const w = worker(db);
+    await w.start();
+    const inFlight = w.preClaim()!;
+    let stopped = false;
+    const stopping = w.stop({ timeoutMs: 2_000 }).then(() => {
+      stopped = true;
+    });
+    expect(w.preClaim()).toBeUndefined();
+    await sleep(100);
+    expect(stopped).toBe(false);
+    const late = eventFor(2);
+    inFlight.adopt(late); // the order committed while the worker was stopping
+    await stopping;
+    expect(written).toEqual([{ name: 'outbox.release', ids: [late.id] }]);
+  });
+});
+
 describe('worker handlers', () => {
   it('an event type named like an Object.prototype property has no handler: dead-lettered', async () => {
     const eventId = '00000000-0000-4000-8000-000000000001';
