@@ -1,6 +1,7 @@
 /**
- * `orders serve --processes N` (N > 1), with node:cluster. Loaded only then: with one process
- * `serve` runs no cluster code at all.
+ * `orders serve --processes N` (N > 1), with node:cluster: the primary. Loaded only then: with
+ * one process `serve` runs no cluster code at all. The children's side, and the IPC messages both
+ * sides share, are in serve-cluster-child.ts.
  *
  * The primary forks N children and serves nothing itself: no database pool, no route. (On Linux
  * it accepts connections and hands each to the next child, node's default round-robin; set
@@ -17,28 +18,20 @@
  *   does; the primary exits 0 when all exited 0, else 1, and kills what is still running after
  *   SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS + STOP_MARGIN_MS. A second signal stops every child
  *   at once;
- * - /metrics: the child that got the scrape asks the primary, which collects every child's
- *   registry as JSON and sums them with prom-client's AggregatorRegistry.aggregate (each metric's
- *   `aggregator`: counters and histograms add up, see metrics.ts for the gauges). Not
- *   prom-client's clusterMetrics(): it asks every connected child, also one still starting that
- *   cannot answer yet (each scrape during a start or a restart would hang 5 s, then fail), with a
- *   fixed 5 s timeout, and keeps waiting for a child that died. Here only children that joined
- *   are asked, one that exits is left out, and a silent one fails the scrape after 3 s (503).
+ * - /metrics: a scrape of any child answers every child's registry, summed by the primary
+ *   (serve-cluster-metrics.ts).
  *
- * A child whose primary disappears (SIGKILL, OOM) sees its IPC channel close and drains.
  * Known limit (node's round-robin): a connection the primary hands to a child in the very
  * instant it dies stays open unanswered until the client gives up; the next ones go elsewhere.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { AggregatorRegistry } from 'prom-client';
 import { type Config, resolveAuth } from '../config.js';
 import { UsageError } from '../platform/errors.js';
-import { createLogger, type Logger } from '../platform/logger.js';
-import type { Metrics } from '../platform/metrics.js';
+import { createLogger } from '../platform/logger.js';
+import { isMessage, SLOT_ENV, type ToChild, type ToPrimary, WORKER_SLOT } from './serve-cluster-child.js';
+import { createPrimaryMetrics } from './serve-cluster-metrics.js';
 
-/** The primary answers a scrape within this, or the scrape fails (503) rather than count partially. */
-const METRICS_COLLECT_TIMEOUT_MS = 3_000;
 /** How long the primary waits for its children beyond their own shutdown bound before killing them. */
 const STOP_MARGIN_MS = 5_000;
 /** After a second signal: time for the children to exit at once before they are killed. */
@@ -46,158 +39,10 @@ const STOP_NOW_GRACE_MS = 2_000;
 const RESTART_BACKOFF_BASE_MS = 250;
 const RESTART_BACKOFF_MAX_MS = 8_000;
 const CRASH_WINDOW_MS = 60_000;
-/** Process 1 runs the in-process worker; its replacements inherit the role. */
-const WORKER_SLOT = 1;
-
-/** Set by the primary in each child's environment (internal: not configuration). */
-const SLOT_ENV = 'ORDERS_SERVE_PROCESS';
-
-type ToChild =
-  | { type: 'orders:shutdown'; reason: string }
-  | { type: 'orders:stop-now' }
-  | { type: 'orders:metrics-collect'; id: number }
-  | { type: 'orders:metrics-scraped'; id: number; text?: string; error?: string };
-
-type ToPrimary =
-  | { type: 'orders:joined' }
-  | { type: 'orders:metrics-scrape'; id: number }
-  | { type: 'orders:metrics-collected'; id: number; metrics?: object[]; error?: string };
-
-function isMessage<T extends { type: string }>(message: unknown): message is T {
-  return (
-    typeof message === 'object' &&
-    message !== null &&
-    typeof (message as { type?: unknown }).type === 'string' &&
-    (message as { type: string }).type.startsWith('orders:')
-  );
-}
 
 export function isPrimary(): boolean {
   return cluster.isPrimary;
 }
-
-// ---------------------------------------------------------------------------------------------
-// The child side
-
-/** What a child of `serve --processes N` knows and does beyond a single-process serve. */
-export interface ClusterChild {
-  /** 1..N; stays the same for a replacement. */
-  index: number;
-  /** This process has the worker role (WORKER_ENABLED=false still turns the worker off). */
-  runsWorker: boolean;
-  /** Resolves when the primary asks for a drain, or disappears (then without the delay). */
-  stopRequested: Promise<{ reason: string; primaryGone: boolean }>;
-  /** Once the process has its logger and metrics: scrapes answer for every process. */
-  attach(deps: { logger: Logger; metrics: Metrics }): void;
-  /** After the drain: closes the IPC channel so the process can exit. */
-  leave(): void;
-}
-
-/**
- * Called first thing in a child: listens to the primary before anything slow happens (a
- * shutdown asked during start-up is not lost), and says so, then the primary counts it in.
- */
-export function joinCluster(env: NodeJS.ProcessEnv = process.env): ClusterChild {
-  const index = Number(env[SLOT_ENV]);
-  if (!Number.isInteger(index) || index < 1) {
-    throw new Error(`${SLOT_ENV} is not set: a serve process must be forked by \`orders serve\``);
-  }
-  let logger: Logger | undefined;
-  let metrics: Metrics | undefined;
-  let leaving = false;
-  let requestStop!: (why: { reason: string; primaryGone: boolean }) => void;
-  const stopRequested = new Promise<{ reason: string; primaryGone: boolean }>((resolve) => {
-    requestStop = resolve;
-  });
-  const scrapes = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
-  let nextScrape = 0;
-
-  const send = (message: ToPrimary) => {
-    if (process.connected) process.send?.(message, undefined, {}, () => {});
-  };
-
-  process.on('message', (message: unknown) => {
-    if (!isMessage<ToChild>(message)) return;
-    switch (message.type) {
-      case 'orders:shutdown':
-        requestStop({ reason: `the primary asked (${message.reason})`, primaryGone: false });
-        return;
-      case 'orders:stop-now':
-        logger?.warn('the primary received a second signal: exiting immediately');
-        logger?.flush();
-        process.exit(1);
-        return;
-      case 'orders:metrics-collect':
-        (metrics ? metrics.registry.getMetricsAsJSON() : Promise.resolve([])).then(
-          (json) => send({ type: 'orders:metrics-collected', id: message.id, metrics: json }),
-          (error: Error) => send({ type: 'orders:metrics-collected', id: message.id, error: error.message }),
-        );
-        return;
-      case 'orders:metrics-scraped': {
-        const scrape = scrapes.get(message.id);
-        scrapes.delete(message.id);
-        if (message.text !== undefined) scrape?.resolve(message.text);
-        else scrape?.reject(new Error(message.error ?? 'no metrics'));
-        return;
-      }
-    }
-  });
-
-  // node's cluster child exits at once (code 0) when its channel closes unexpectedly. Marking
-  // the disconnect as expected first lets this process drain instead: in-flight requests
-  // finish and the worker releases its claimed events.
-  process.prependListener('disconnect', () => {
-    for (const scrape of scrapes.values()) scrape.reject(new Error('the primary process is gone'));
-    scrapes.clear();
-    if (leaving) return;
-    if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
-    logger?.warn('the primary process is gone: draining and exiting');
-    requestStop({ reason: 'primary process gone', primaryGone: true });
-  });
-
-  /** A scrape: the primary collects every process's registry and answers the aggregate. */
-  const scrapeAll = () =>
-    new Promise<string>((resolve, reject) => {
-      if (!process.connected) return reject(new Error('the primary process is gone'));
-      const id = nextScrape++;
-      const timer = setTimeout(() => {
-        scrapes.delete(id);
-        reject(new Error('the primary process did not answer the metrics request in time'));
-      }, METRICS_COLLECT_TIMEOUT_MS + 1_000);
-      scrapes.set(id, {
-        resolve: (text) => {
-          clearTimeout(timer);
-          resolve(text);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      send({ type: 'orders:metrics-scrape', id });
-    });
-
-  send({ type: 'orders:joined' });
-  return {
-    index,
-    runsWorker: index === WORKER_SLOT,
-    stopRequested,
-    attach(deps) {
-      logger = deps.logger;
-      metrics = deps.metrics;
-      deps.metrics.aggregateAcrossProcesses(scrapeAll);
-    },
-    leave() {
-      leaving = true;
-      // Expected: node must not exit(0) at once on it, which would hide this process's exit code.
-      if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
-      if (process.connected) process.disconnect();
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// The primary
 
 interface Slot {
   index: number;
@@ -207,14 +52,6 @@ interface Slot {
   /** Exit times of its unexpected exits, for the backoff and the crash budget. */
   crashes: number[];
   restartTimer: NodeJS.Timeout | undefined;
-}
-
-interface Collection {
-  pending: Set<number>;
-  results: object[];
-  /** Why it cannot be summed, when a child answered with an error. */
-  failed?: string;
-  resolve: () => void;
 }
 
 /**
@@ -251,8 +88,6 @@ export async function runPrimary(
     crashes: [],
     restartTimer: undefined,
   }));
-  const collections = new Map<number, Collection>();
-  let nextCollection = 0;
   let stopping = false;
   let stopReason = '';
   let exitCode = 0;
@@ -271,46 +106,7 @@ export async function runPrimary(
   };
   const slotOf = (worker: Worker) => slots.find((s) => s.worker === worker);
   const live = () => slots.filter((s) => s.worker !== undefined);
-
-  /** Every joined child's registry, aggregated; a child that exits meanwhile is left out. */
-  async function collectMetrics(): Promise<string> {
-    const asked = live().filter((s) => s.joined);
-    const id = nextCollection++;
-    const collection: Collection = {
-      pending: new Set(asked.map((s) => s.worker!.id)),
-      results: [],
-      resolve: () => {},
-    };
-    const done = new Promise<void>((resolve) => {
-      collection.resolve = resolve;
-    });
-    collections.set(id, collection);
-    for (const slot of asked) send(slot.worker!, { type: 'orders:metrics-collect', id });
-    if (collection.pending.size === 0) collection.resolve();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), METRICS_COLLECT_TIMEOUT_MS);
-    });
-    try {
-      if (await Promise.race([done.then(() => false), timedOut])) {
-        const silent = asked.filter((s) => collection.pending.has(s.worker?.id ?? -1)).map((s) => s.index);
-        throw new Error(
-          `serve process(es) ${silent.join(', ')} did not answer within ${METRICS_COLLECT_TIMEOUT_MS} ms`,
-        );
-      }
-      if (collection.failed) throw new Error(collection.failed);
-      return await AggregatorRegistry.aggregate(collection.results).metrics();
-    } finally {
-      clearTimeout(timer);
-      collections.delete(id);
-    }
-  }
-
-  function settleCollections(worker: Worker) {
-    for (const collection of collections.values()) {
-      if (collection.pending.delete(worker.id) && collection.pending.size === 0) collection.resolve();
-    }
-  }
+  const metrics = createPrimaryMetrics({ logger, live, send });
 
   function onMessage(worker: Worker, message: unknown) {
     if (!isMessage<ToPrimary>(message)) return;
@@ -322,23 +118,9 @@ export async function runPrimary(
         if (stopping) send(worker, { type: 'orders:shutdown', reason: stopReason });
         return;
       case 'orders:metrics-scrape':
-        collectMetrics().then(
-          (text) => send(worker, { type: 'orders:metrics-scraped', id: message.id, text }),
-          (error: Error) => {
-            logger.warn({ err: error }, 'cannot aggregate the serve processes’ metrics');
-            send(worker, { type: 'orders:metrics-scraped', id: message.id, error: error.message });
-          },
-        );
+      case 'orders:metrics-collected':
+        metrics.onMessage(worker, slot, message);
         return;
-      case 'orders:metrics-collected': {
-        const collection = collections.get(message.id);
-        if (!collection?.pending.delete(worker.id)) return;
-        if (message.metrics) collection.results.push(message.metrics);
-        // Without one process's numbers the sum would be wrong: the scrape fails instead.
-        else collection.failed = `serve process ${slot?.index} could not read its metrics: ${message.error}`;
-        if (collection.pending.size === 0) collection.resolve();
-        return;
-      }
     }
   }
 
@@ -353,7 +135,7 @@ export async function runPrimary(
 
   function onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null) {
     if (slot.worker === worker) slot.worker = undefined;
-    settleCollections(worker);
+    metrics.settleCollections(worker);
     const exit = { serveProcess: slot.index, childPid: worker.process.pid, code, signal };
     if (stopping) {
       if (code !== 0) exitCode = Math.max(exitCode, 1);

@@ -7,7 +7,8 @@
  * SHUTDOWN_TIMEOUT_MS), the pool closes, exit 0. A second signal exits at once.
  *
  * `--processes N` / SERVE_PROCESSES > 1: serve-cluster.ts runs N of these processes on one
- * port under a primary; with 1 (the default) nothing of it is loaded.
+ * port under a primary (serve-cluster-child.ts is their side); with 1 (the default) nothing of
+ * it is loaded.
  */
 import { startTokenVerifier } from '../auth/index.js';
 import { type Config, loadConfig, resolveAuth, resolveSimulation } from '../config.js';
@@ -20,7 +21,7 @@ import { IDLE_CONNECTION_GRACE_MS, trackConnections } from '../server/connection
 import { createAuthentication } from '../server/plugins/authentication.js';
 import { workerOptionsFromConfig } from '../worker/options.js';
 import { createProcessRuntime, openServices, runToCompletion } from './runtime.js';
-import type { ClusterChild } from './serve-cluster.js';
+import type { ClusterChild } from './serve-cluster-child.js';
 
 /** Connections of the in-process worker's own pool, on top of DB_POOL_MAX. */
 const WORKER_POOL_MAX = 3;
@@ -40,9 +41,13 @@ export async function run(flags: ServeFlags): Promise<number> {
     SERVE_PROCESSES: flags.processes === undefined ? undefined : String(flags.processes),
   });
   if (config.SERVE_PROCESSES === 1) return serveProcess(config);
-  // Several processes (serve-cluster.ts): this is either their primary or one of them.
+  // Several processes: this is either their primary (serve-cluster.ts) or one of them
+  // (serve-cluster-child.ts).
   const cluster = await import('./serve-cluster.js');
-  if (!cluster.isPrimary()) return serveProcess(config, cluster.joinCluster());
+  if (!cluster.isPrimary()) {
+    const { joinCluster } = await import('./serve-cluster-child.js');
+    return serveProcess(config, joinCluster());
+  }
   return cluster.runPrimary(config, {
     processesFrom: flags.processes === undefined ? 'SERVE_PROCESSES' : '--processes',
   });
