@@ -116,6 +116,7 @@ types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 
 export function createDb(options: DbOptions): Db {
   const statementTimeoutMs = options.statementTimeoutMillis ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const waitMs = options.connectionTimeoutMillis ?? 5_000;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.max,
@@ -123,7 +124,10 @@ export function createDb(options: DbOptions): Db {
     // pool above `min` arms a timer on every release to close idle clients, a cost per statement.
     min: options.max,
     idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
+    // pg-pool would arm a timer for every checkout, even one an idle client answers on the next
+    // tick: checkout() times only a wait, and each new connection times its own connect.
+    connectionTimeoutMillis: 0,
+    Client: clientConnectingWithin(waitMs),
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
     application_name: options.applicationName ?? 'orders',
@@ -174,7 +178,7 @@ export function createDb(options: DbOptions): Db {
     fn: (client: pg.PoolClient, markBroken: () => void) => Promise<T>,
   ) {
     const client = await new Promise<pg.PoolClient>((resolve, reject) =>
-      checkout(pool, signal, resolve, reject),
+      checkout(pool, waitMs, signal, resolve, reject),
     );
     let discard = false;
     try {
@@ -201,7 +205,7 @@ export function createDb(options: DbOptions): Db {
       if (telemetry?.enabled) {
         return withClient(signal, (client, markBroken) => exec<R>(client, text, values, signal, markBroken));
       }
-      return queryPool<R>(pool, text, values, signal, watchdog);
+      return queryPool<R>(pool, waitMs, text, values, signal, watchdog);
     },
     transaction(fn, txOptions) {
       const signal = txOptions?.signal;
@@ -238,9 +242,19 @@ export function createDb(options: DbOptions): Db {
 
 function ignoreClientError(): void {}
 
+/** pg's Client with a timeout on its own connect (the pool hands it its config, without one). */
+function clientConnectingWithin(connectTimeoutMs: number): new () => pg.Client {
+  return class extends pg.Client {
+    constructor(config?: pg.ClientConfig) {
+      super({ ...config, connectionTimeoutMillis: connectTimeoutMs });
+    }
+  };
+}
+
 /** A statement on the pool: checkout and statement report through callbacks to one promise. */
 function queryPool<R extends pg.QueryResultRow>(
   pool: pg.Pool,
+  waitMs: number,
   text: string | pg.QueryConfig,
   values: QueryValues | undefined,
   signal: CancelSignal | undefined,
@@ -254,7 +268,7 @@ function queryPool<R extends pg.QueryResultRow>(
         else resolve(result as pg.QueryResult<R>);
       });
     };
-    checkout(pool, signal, use, reject);
+    checkout(pool, waitMs, signal, use, reject);
   }).catch(withCallerStack);
 }
 
@@ -297,11 +311,13 @@ export class DatabaseUnavailableError extends Error {
 }
 
 /**
- * Checks a client out for `use`, or tells `fail` why not: the signal's reason if it fires first
- * (the client, when it comes, goes straight back), else a DatabaseUnavailableError.
+ * Checks a client out for `use`, or tells `fail` why not: the signal's reason if it fires first,
+ * a DatabaseUnavailableError when no client came within `waitMs` (0: no bound) or none could be
+ * had. A client that comes after the caller gave up goes straight back.
  */
 function checkout(
   pool: pg.Pool,
+  waitMs: number,
   signal: CancelSignal | undefined,
   use: (client: pg.PoolClient, release: (discard: boolean) => void) => void,
   fail: (error: Error) => void,
@@ -310,27 +326,42 @@ function checkout(
     fail(abortReason(signal));
     return;
   }
+  // With an idle client and nobody queued, the pool answers on the next tick: nothing to time
+  // or cut short (send checks the signal again before sending), so no timer and no listener.
+  if (pool.idleCount > 0 && pool.waitingCount === 0) {
+    pool.connect((error, client, release) => {
+      if (client) return use(client, release);
+      fail(new DatabaseUnavailableError(error));
+    });
+    return;
+  }
   let gaveUp = false;
-  let onAbort: (() => void) | undefined;
-  // With an idle client the pool answers on the next tick: there is no wait for the signal to cut
-  // short (send checks it again before sending), so no listener.
-  if (signal && (pool.idleCount === 0 || pool.waitingCount > 0)) {
-    onAbort = () => {
-      gaveUp = true;
-      fail(abortReason(signal));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const giveUp = (error: Error) => {
+    gaveUp = true;
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+    fail(error);
+  };
+  const onAbort = () => giveUp(abortReason(signal!));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (waitMs > 0) {
+    timer = setTimeout(
+      () => giveUp(new DatabaseUnavailableError(new Error('timeout exceeded when trying to connect'))),
+      waitMs,
+    );
   }
   pool.connect((error, client, release) => {
-    if (onAbort) signal?.removeEventListener('abort', onAbort);
     if (gaveUp) {
       if (client) release();
       return;
     }
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
     if (client) return use(client, release);
     if (signal?.aborted) return fail(abortReason(signal));
     // Whatever stops us getting a connection (refused, restarting, not accepting connections,
-    // too many clients, pool wait timeout) means the database is unavailable to this process.
+    // too many clients) means the database is unavailable to this process.
     fail(new DatabaseUnavailableError(error));
   });
 }
