@@ -1,8 +1,9 @@
 /**
  * The bench's floor for reads: a bare fastify + pg server running the same SQL as ours for
- * GET /orders/{id} (GET_ORDER_SQL, the same named prepared statement, the same int8 parser, the
- * same row mapping), with the same pool size, no hooks, no logging, no metrics, no deadline. The
- * difference in CPU per GET between it and `orders serve` is what our request path adds.
+ * GET /orders/{id} (GET_ORDER_BODY_SQL, the same named prepared statement, the same int8 parser,
+ * the body PostgreSQL built sent as it came), with the same pool size, no hooks, no logging, no
+ * metrics, no deadline. The difference in CPU per GET between it and `orders serve` is what our
+ * request path adds.
  *
  *   DATABASE_URL=… PORT=… [HOST=127.0.0.1] [DB_POOL_MAX=10] node bench/dist/bench/baseline/bare-get.js
  *
@@ -10,7 +11,7 @@
  */
 import Fastify from 'fastify';
 import pg from 'pg';
-import { GET_ORDER_SQL, type OrderRow, toOrder } from '../../src/orders/repository.js';
+import { GET_ORDER_BODY_SQL, type OrderRepresentation } from '../../src/orders/repository.js';
 
 const types = new pg.TypeOverrides();
 types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
@@ -20,17 +21,17 @@ const pool = new pg.Pool({
   max: Number(process.env.DB_POOL_MAX ?? 10),
   types,
 });
-const query = { name: 'orders.get', text: GET_ORDER_SQL };
+const query = { name: 'orders.get_body', text: GET_ORDER_BODY_SQL };
 
 const app = Fastify({ logger: false });
 
 app.get('/readyz', async () => ({ status: 'ready' }));
 
 app.get<{ Params: { id: string } }>('/orders/:id', async (request, reply) => {
-  const result = await pool.query<OrderRow>({ ...query, values: [request.params.id, null] });
+  const result = await pool.query<OrderRepresentation>({ ...query, values: [request.params.id, null] });
   const row = result.rows[0];
   if (!row) return reply.code(404).send({ code: 'not_found' });
-  return toOrder(row);
+  return reply.type('application/json; charset=utf-8').send(row.body);
 });
 
 const close = () => {

@@ -85,7 +85,7 @@ const USAGE = `usage: npm run bench -- [options]
                       database of its own (migrated like ours), PORT, HOST=127.0.0.1, DB_POOL_MAX
                       and LOG_LEVEL in its environment
   --peer-name NAME    label of the comparison target (default "peer")
-  --baseline          also measure "bare": fastify + pg running our GET_ORDER_SQL with no hooks
+  --baseline          also measure "bare": fastify + pg running our GET_ORDER_BODY_SQL with no hooks
                       (bench/baseline/bare-get.ts), in the get scenario only, on ours' seeded ids
   --jwt               also run ours as "jwt": AUTH_MODE=jwt, a valid bearer token on every request
                       (100 ES256 tokens with orders:admin, taken in turn; bench/lib/jwt.ts)

@@ -22,6 +22,7 @@ export async function buildOpenApiDocument(idempotencyTtlHours: number): Promise
     orders: {
       create: unused,
       get: unused,
+      getRepresentation: unused,
       listEvents: unused,
       command: unused,
       list: unused,

@@ -16,7 +16,9 @@ import {
   findIdempotencyRecord,
   findOrder,
   findOrderEvents,
+  findOrderRepresentation,
   insertOrder,
+  type OrderRepresentation,
   type OrderWrite,
   type Visibility,
 } from './repository.js';
@@ -161,6 +163,18 @@ export function createOrdersService(options: OrdersServiceOptions) {
     });
   }
 
+  /** get() as the API sends it: the body PostgreSQL built, and the version for the ETag. */
+  function getRepresentation(
+    id: string,
+    visibleTo: Visibility,
+    queryOptions: QueryOptions = {},
+  ): Promise<OrderRepresentation> {
+    return findOrderRepresentation(db, id, visibleTo.customerId, queryOptions).then((order) => {
+      if (!order) throw orderNotFound(id);
+      return order;
+    });
+  }
+
   async function listEvents(
     orderId: string,
     visibleTo: Visibility,
@@ -216,7 +230,7 @@ export function createOrdersService(options: OrdersServiceOptions) {
     return listOrders(db, query, queryOptions);
   }
 
-  return { create, get, listEvents, command, list };
+  return { create, get, getRepresentation, listEvents, command, list };
 }
 
 export type OrdersService = ReturnType<typeof createOrdersService>;

@@ -226,6 +226,9 @@ describe.skipIf(!serverUrl())(`as the app's login role on a real server (${NEEDS
     expect(reused.kind).toBe('created');
     if (plain.kind !== 'created') throw new Error('expected a new order');
     expect((await orders.get(plain.order.id, everyone)).id).toBe(plain.order.id);
+    expect(JSON.parse((await orders.getRepresentation(plain.order.id, everyone)).body).id).toBe(
+      plain.order.id,
+    );
     expect(await orders.listEvents(plain.order.id, everyone)).toHaveLength(1);
     // The worker's statements: claim, complete with a notification, fail (retry), release,
     // fail (dead), then the operator's list and retry, and the gauges.

@@ -141,13 +141,13 @@ export const orderRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
       onRequest: auth.hooks('read'),
     },
     async (request, reply) => {
-      const order = await deps.orders.get(request.params.id, decide(request, 'read'), {
+      const order = await deps.orders.getRepresentation(request.params.id, decide(request, 'read'), {
         signal: request.cancellation,
       });
       const etag = orderETag(order);
       reply.header('etag', etag);
       if (noneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
-      return sendRaw(reply, 200, JSON_CONTENT_TYPE, JSON.stringify(order));
+      return sendRaw(reply, 200, JSON_CONTENT_TYPE, order.body);
     },
   );
 
