@@ -3,7 +3,7 @@
  *
  * - The claimer (claimer.ts, its timing in claim-loop.ts) claims on wake-ups (the server pushes
  *   each committed event id) and on a backstop poller, coalesced into few rounds; it buffers
- *   what it claimed.
+ *   what it claimed, and the new orders' events the server wrote already claimed (preClaim).
  * - The lease keeper (leases.ts) renews the short leases of what the worker holds with a
  *   heartbeat, and stops the handlers of leases it lost or could not renew in time.
  * - The executor (executor.ts) runs buffered events `concurrency` at a time, each with an
@@ -15,7 +15,8 @@
  *   natsUrl) into the inbox; what a consumed change publishes wakes the claimer. `receive`
  *   takes the partner simulator's messages down the same path without NATS.
  *
- * stop(): no more claims, the queue is closed, buffered events are released at once, running
+ * stop(): no more claims or pre-claims, the queue is closed, buffered events are released at
+ * once (and those of order writes still in flight with a pre-claim, once they end), running
  * handlers get until the timeout, then are aborted and their events released (pending, due now,
  * the attempt given back), so another worker takes them immediately. A claim still running at
  * the drain deadline is cancelled, and what it returned anyway is released too. Leases are
@@ -75,8 +76,8 @@ export interface Worker {
   /** Called after an order's transaction committed: handle this event now. Never throws. */
   wake(eventId: string): void;
   /**
-   * A claim for a new event about to be written (see PreClaim): undefined unless the worker
-   * runs and has room, and then the writer writes it pending and calls wake().
+   * A claim for a new event about to be written (see PreClaim). Undefined when the worker is not
+   * running or has no room: the writer then writes the event pending and calls wake().
    */
   preClaim(): PreClaim | undefined;
   /**
