@@ -20,6 +20,7 @@ import {
   insertOrder,
   type OrderRepresentation,
   type OrderWrite,
+  type OrderWriteOutcome,
   type Visibility,
 } from './repository.js';
 import { type Order, type OrderInput, orderTotal } from './schemas.js';
@@ -119,6 +120,7 @@ export function createOrdersService(options: OrdersServiceOptions) {
       idempotency,
       idempotencyTtlSeconds: ttlSeconds,
       traceContext: command.traceContext,
+      claim: undefined, // set per attempt, below
     };
 
     // Two rounds at most: a key that vanishes between our insert and our read (it expired, or
@@ -126,7 +128,7 @@ export function createOrdersService(options: OrdersServiceOptions) {
     for (let attempt = 0; attempt < 2; attempt++) {
       const claim = options.preClaim?.();
       write.claim = claim;
-      let outcome: Awaited<ReturnType<typeof insertOrder>>;
+      let outcome: OrderWriteOutcome;
       try {
         outcome = await insertOrder(db, write, queryOptions);
       } catch (error) {

@@ -65,8 +65,8 @@ export interface Claimer {
    * otherwise (write it pending and wake()).
    */
   preClaim(): PreClaim | undefined;
-  /** Resolves when every pre-claim taken has been adopted or cancelled, or after timeoutMs (false). */
-  preClaimsSettled(timeoutMs: number): Promise<boolean>;
+  /** Resolves once every pre-claim taken has been adopted or cancelled. */
+  preClaimsSettled(): Promise<void>;
   /** The oldest buffered event, if any. */
   take(): ClaimedEvent | undefined;
   /** Empties the buffer. */
@@ -95,7 +95,7 @@ export function createClaimer(deps: ClaimerDeps): Claimer {
   const woken = createWokenIds(options.queueCapacity);
   // Pre-claims taken and not yet adopted or cancelled: room promised to writes in flight.
   let preClaimed = 0;
-  let onPreClaimsSettled: (() => void) | undefined;
+  let onPreClaimsSettled: (() => void) | undefined; // the waiting preClaimsSettled()
   let takingPreClaims = false;
   const held = () => buffer.length + preClaimed + deps.heldElsewhere();
   let takingWakeUps: Promise<void> = Promise.resolve();
@@ -161,14 +161,10 @@ export function createClaimer(deps: ClaimerDeps): Claimer {
     };
   }
 
-  function preClaimsSettled(timeoutMs: number): Promise<boolean> {
-    if (preClaimed === 0) return Promise.resolve(true);
+  function preClaimsSettled(): Promise<void> {
+    if (preClaimed === 0) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      onPreClaimsSettled = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
+      onPreClaimsSettled = resolve;
     });
   }
 

@@ -198,7 +198,7 @@ export function createWorker(deps: WorkerDeps): Worker {
         endClaiming(claiming, drainDeadline, hardDeadline),
         executor.stop(msUntil(drainDeadline)),
         inbound.consumer?.stop({ timeoutMs: msUntil(drainDeadline) }),
-        claimer.preClaimsSettled(msUntil(drainDeadline)).then((settled) => {
+        within(msUntil(drainDeadline), claimer.preClaimsSettled()).then((settled) => {
           if (!settled) logger.warn('an order write with a pre-claimed event did not end by the deadline');
         }),
       ]);
