@@ -79,7 +79,7 @@ FROM orders o WHERE o.id = $1 AND ($2::text IS NULL OR o.customer_id = $2)`;
  * version for the ETag. The read then costs Node neither twelve parsed columns nor a JSON
  * round trip: it sends the text it received. Free text (customer id, SKU) and the nullable
  * cancellation reason go through to_json, which escapes as JSON.stringify does; every other
- * column is a uuid, a number or a word its CHECK constraint fixes. Times: milliseconds, UTC,
+ * column is a uuid, a number or a word its domain's check fixes. Times: milliseconds, UTC,
  * truncated, as a Date truncates them.
  */
 export const GET_ORDER_BODY_SQL = `

@@ -185,7 +185,7 @@ export async function eventually<T>(
 export async function confirmations(db: Queryable, orderIds: readonly string[]) {
   const r = await db.query<{ confirmed: number; versions: number[]; events: number; maxPerOrder: number }>(
     `SELECT (SELECT count(*)::int FROM orders WHERE id = ANY($1) AND status = 'confirmed') AS confirmed,
-            (SELECT array_agg(DISTINCT version) FROM orders WHERE id = ANY($1)) AS versions,
+            (SELECT array_agg(DISTINCT version::integer) FROM orders WHERE id = ANY($1)) AS versions,
             (SELECT count(*)::int FROM outbox_events WHERE aggregate_id = ANY($1) AND type = 'OrderConfirmed') AS events,
             (SELECT COALESCE(max(n), 0)::int FROM (SELECT count(*) AS n FROM outbox_events
                WHERE aggregate_id = ANY($1) AND type = 'OrderConfirmed' GROUP BY aggregate_id) x) AS "maxPerOrder"`,
