@@ -57,8 +57,11 @@ async function startTargets(
   meta.httpWorker = worker;
   const targets: Target[] = [target];
   for (const v of options.variants) {
+    const variantDbUrl = v.ownDb
+      ? await createDatabase({ ...options, app: v.app ?? options.app }, `${dbName}_${v.name}`)
+      : dbUrl;
     targets.push(
-      await startOurs(options, dbUrl, {
+      await startOurs(options, variantDbUrl, {
         worker,
         name: v.name,
         extraEnv: v.env,
@@ -180,7 +183,14 @@ async function main(): Promise<void> {
   }
   const lifecycle =
     options.scenarios.includes('lifecycle') && !options.target
-      ? lifecycleRunner(options, () => createDatabase(options, `orders_bench_${stamp}_lifecycle`))
+      ? lifecycleRunner(options, (variant) =>
+          variant
+            ? createDatabase(
+                { ...options, app: variant.app ?? options.app },
+                `orders_bench_${stamp}_lifecycle_${variant.name}`,
+              )
+            : createDatabase(options, `orders_bench_${stamp}_lifecycle`),
+        )
       : undefined;
   const runs = await runRepeats(options, seeded, httpScenarios, stamp, backlog, lifecycle);
   // --soak: ours, its variants and jwt (not the peer nor the bare baseline), one after the other.

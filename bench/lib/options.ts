@@ -22,6 +22,8 @@ export interface Variant {
   name: string;
   env: Record<string, string>;
   app: string | undefined;
+  /** @db=own: a database of its own, migrated by its build (to compare schemas, not only code). */
+  ownDb: boolean;
 }
 
 export interface BenchOptions {
@@ -94,7 +96,9 @@ const USAGE = `usage: npm run bench -- [options]
                       target NAME, interleaved with the others on the same database; e.g.
                       --variant 'pool20:DB_POOL_MAX=20' --variant 'warn:LOG_LEVEL=warn'
                       --variant 'async:PGOPTIONS=-c synchronous_commit=off' (an experiment only);
-                      the pseudo-variable @app=DIR runs another build (e.g. a patched snapshot)
+                      the pseudo-variable @app=DIR runs another build (e.g. a patched snapshot),
+                      and @db=own gives the variant a database of its own, migrated by its build
+                      (to compare two schemas: a shared database has ours' migrations)
   --worker auto|on|off    in-process worker for the HTTP scenarios (default auto: on when it starts)
   --pool-max N        DB_POOL_MAX for the servers (default: $DB_POOL_MAX, else the service default)
   --log-level L       LOG_LEVEL for the servers (default info, as in production)
@@ -256,7 +260,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   if (values.processes !== undefined) {
     // --processes N: the same server forking N processes (SERVE_PROCESSES), as target ours-Np.
     const n = int('processes', 1, 64, values.processes);
-    variants.push({ name: `ours-${n}p`, env: { SERVE_PROCESSES: String(n) }, app: undefined });
+    variants.push({ name: `ours-${n}p`, env: { SERVE_PROCESSES: String(n) }, app: undefined, ownDb: false });
   }
   if (values.target && variants.length > 0) problems.push('--variant runs our server; not with --target');
   if (values.target && values.baseline) problems.push('--baseline runs beside our server; not with --target');
@@ -333,13 +337,16 @@ function parseVariant(spec: string, peerName: string, problems: string[]): Varia
   // @app=DIR: this variant runs another build (e.g. a snapshot with a patch applied).
   const app = env['@app'] === undefined ? undefined : resolve(env['@app']);
   delete env['@app'];
+  const db = env['@db'];
+  delete env['@db'];
+  if (db !== undefined && db !== 'own') problems.push(`--variant ${name}: @db=${db}: expected @db=own`);
   if (app && !existsSync(join(app, 'dist', 'cli.js'))) problems.push(`--variant ${name}: no build in ${app}`);
   if (!/^[\w.-]+$/.test(name) || ['ours', 'target', 'bare', 'jwt', peerName].includes(name)) {
     problems.push(
       `--variant ${JSON.stringify(spec)}: expected a new NAME (letters, digits, . _ -) before ':'`,
     );
   }
-  return { name, env, app };
+  return { name, env, app, ownDb: db === 'own' };
 }
 
 /** nats-server on PATH, else where Debian's package puts it (/usr/sbin is not on every PATH). */

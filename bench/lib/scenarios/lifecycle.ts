@@ -483,10 +483,19 @@ export async function runLifecycle(
  */
 export function lifecycleRunner(
   options: BenchOptions,
-  createDb: () => Promise<string>,
+  createDb: (variant?: Variant) => Promise<string>,
 ): (repeat: number) => Promise<(LifecycleRun | SkippedRun)[]> {
   let setup: Promise<{ dbUrl: string; nats: LifecycleNats }> | undefined;
-  const targets: Variant[] = [{ name: 'ours', env: {}, app: undefined }, ...options.variants];
+  // Variants with @db=own: a database each, made on first use.
+  const ownDbs = new Map<string, Promise<string>>();
+  const ownDb = (variant: Variant) => {
+    const made = ownDbs.get(variant.name);
+    if (made) return made;
+    const db = createDb(variant);
+    ownDbs.set(variant.name, db);
+    return db;
+  };
+  const targets: Variant[] = [{ name: 'ours', env: {}, app: undefined, ownDb: false }, ...options.variants];
   return async (repeat) => {
     if (!options.natsUrl && !existsSync(options.natsServer)) {
       const skipped = `no nats-server (${options.natsServer}): install it, or give --nats-server or --nats-url`;
@@ -497,7 +506,8 @@ export function lifecycleRunner(
     const runs: (LifecycleRun | SkippedRun)[] = [];
     for (const variant of repeat % 2 === 1 ? targets : [...targets].reverse()) {
       process.stderr.write(`bench: repeat ${repeat}/${options.repeat}: ${variant.name} lifecycle ... `);
-      const r = await runLifecycle(options, dbUrl, nats, variant, repeat);
+      const variantDbUrl = variant.ownDb ? await ownDb(variant) : dbUrl;
+      const r = await runLifecycle(options, variantDbUrl, nats, variant, repeat);
       process.stderr.write(
         'skipped' in r
           ? `skipped: ${r.skipped}\n`
