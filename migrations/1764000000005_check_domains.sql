@@ -22,6 +22,14 @@
 -- inbox_messages stay CHECK constraints: their partial indexes name the column, so changing its
 -- type would rebuild them under that lock (the processed ones hold every event kept).
 
+-- The ALTERs take the order tables' exclusive lock, and while one waits for it every query on
+-- the table queues behind it. A transaction that holds the table for long (a report, a stuck
+-- session) would stall the service for as long. So the migration waits at most 1 s, under the
+-- service's own 2 s lock_timeout: the queries queued behind it go on, it fails with 55P03 having
+-- changed nothing, and it is run again (the Job retries). The rest of the migration then runs as
+-- fast as the catalog allows.
+SET LOCAL lock_timeout = '1s';
+
 CREATE DOMAIN order_customer_id AS text;
 CREATE DOMAIN order_status AS text;
 CREATE DOMAIN order_currency AS char(3);
@@ -102,6 +110,8 @@ ALTER DOMAIN outbox_attempts
 ALTER DOMAIN idempotency_key
   ADD CONSTRAINT idempotency_keys_key_check CHECK (char_length(VALUE) BETWEEN 1 AND 255) NOT VALID;
 
+SET LOCAL lock_timeout = DEFAULT;
+
 -- Down Migration
 
 -- The columns take their base types back and the tables their CHECK constraints, NOT VALID for
@@ -109,6 +119,8 @@ ALTER DOMAIN idempotency_key
 -- one change are binary compatible; currency goes back to char(3) through a length coercion,
 -- which rewrites orders (measured: 4 s per million orders). A rollback of the release does not
 -- need this: the previous release runs on this schema.
+SET LOCAL lock_timeout = '1s';
+
 ALTER TABLE idempotency_keys
   ALTER COLUMN key TYPE text,
   ADD CONSTRAINT idempotency_keys_key_check CHECK (char_length(key) BETWEEN 1 AND 255) NOT VALID;
@@ -160,3 +172,5 @@ DROP DOMAIN order_total;
 DROP DOMAIN order_currency;
 DROP DOMAIN order_status;
 DROP DOMAIN order_customer_id;
+
+SET LOCAL lock_timeout = DEFAULT;

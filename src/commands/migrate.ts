@@ -49,6 +49,8 @@ export async function run(options: Options): Promise<number> {
     direction: options.action,
     count: options.action === 'down' ? options.count : undefined,
     logger,
+  }).catch((error: unknown) => {
+    throw (error as { code?: unknown }).code === LOCK_NOT_AVAILABLE ? lockTimeout(error as Error) : error;
   });
   const verb = options.action === 'up' ? 'applied' : 'reverted';
   process.stdout.write(
@@ -57,4 +59,20 @@ export async function run(options: Options): Promise<number> {
       : `${verb} ${ran.length}: ${ran.join(', ')}\n`,
   );
   return 0;
+}
+
+/** lock_not_available: a migration's lock_timeout ran out (the migration sets one; see its text). */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/** What an operator does about a migration that gave up waiting for a table lock. */
+function lockTimeout(cause: Error): Error {
+  return Object.assign(
+    new Error(
+      `a migration gave up waiting for a table lock (${cause.message}), so that the service's queries ` +
+        'queued behind it could go on; nothing was changed. A long transaction holds the table: find it in ' +
+        'pg_stat_activity, then run `orders migrate` again (the migration Job retries by itself)',
+      { cause },
+    ),
+    { code: LOCK_NOT_AVAILABLE },
+  );
 }
