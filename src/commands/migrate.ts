@@ -1,6 +1,7 @@
 /** `orders migrate up | down [N] | status | create NAME` — connects with MIGRATE_DATABASE_URL. */
 import { loadConfig } from '../config.js';
 import { createDb } from '../platform/db.js';
+import { LOCK_NOT_AVAILABLE } from '../platform/errors.js';
 import { createLogger } from '../platform/logger.js';
 import { createMigration, migrate, migrationStatus } from '../platform/migrations.js';
 import { UsageError } from './report.js';
@@ -60,9 +61,6 @@ export async function run(options: Options): Promise<number> {
   );
   return 0;
 }
-
-/** lock_not_available: a migration's lock_timeout ran out (the migration sets one; see its text). */
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /** What an operator does about a migration that gave up waiting for a table lock. */
 function lockTimeout(cause: Error): Error {

@@ -17,6 +17,7 @@
  */
 import { ORDER_CREATED, type OrderEvent } from '../messaging/events.js';
 import type { Queryable, QueryOptions } from '../platform/db.js';
+import { LOCK_NOT_AVAILABLE } from '../platform/errors.js';
 import type { StoredResponse } from './idempotency.js';
 import type { Order } from './schemas.js';
 
@@ -130,9 +131,6 @@ SELECT EXISTS (SELECT 1 FROM visible) AS order_exists,
 export interface Visibility {
   customerId: string | null;
 }
-
-/** lock_not_available: lock_timeout ran out waiting for a row or index entry. */
-const LOCK_NOT_AVAILABLE = '55P03';
 
 export interface IdempotencyKeyRef {
   /** Whose key it is; keys of different scopes never meet. */

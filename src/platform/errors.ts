@@ -69,11 +69,14 @@ const BROKEN_CONNECTION_SQLSTATES = new Set([
   '08P01', // protocol_violation (seen when a server dies mid-message)
 ]);
 
+/** lock_not_available: a lock_timeout ran out waiting for a lock (a row, an index entry, a table). */
+export const LOCK_NOT_AVAILABLE = '55P03';
+
 /** A transaction that lost a race on a healthy connection: run it again. */
 const LOST_RACE_SQLSTATES = new Set([
   '40001', // serialization_failure
   '40P01', // deadlock_detected
-  '55P03', // lock_not_available (lock_timeout)
+  LOCK_NOT_AVAILABLE,
 ]);
 
 const BROKEN_CONNECTION_NETWORK_CODES = new Set([
