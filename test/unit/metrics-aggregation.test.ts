@@ -10,7 +10,7 @@ import { createMetrics } from '../../src/platform/metrics.js';
 function processMetrics(requests: number, pool: { total: number; idle: number; waiting: number }) {
   const metrics = createMetrics();
   for (let i = 0; i < requests; i++) {
-    metrics.httpRequestDuration.observe({ method: 'GET', route: '/orders/:id', status_code: '200' }, 0.003);
+    metrics.httpRequestDuration.observe('GET', '/orders/:id', 200, 0.003);
   }
   metrics.ordersCreated.inc(requests);
   metrics.trackPool(() => ({ ...pool, max: 10 }));

@@ -28,10 +28,7 @@ export const accessLog = fp<{ metrics: Metrics; lifecycle: Lifecycle }>(
     app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url ?? 'unmatched';
       const seconds = reply.elapsedTime / 1000;
-      metrics.httpRequestDuration.observe(
-        { method: request.method, route, status_code: String(reply.statusCode) },
-        seconds,
-      );
+      metrics.httpRequestDuration.observe(request.method, route, reply.statusCode, seconds);
       // logger.info's very line, built directly (platform/logger.ts, infoFlat).
       infoFlat(
         request.log as Logger,
