@@ -32,6 +32,7 @@ import { seedOrders } from './lib/orders.js';
 import { type Run, report } from './lib/report.js';
 import { backlogPayload, runDrain } from './lib/scenarios/drain.js';
 import { runHttpScenario } from './lib/scenarios/http.js';
+import { runInstructions } from './lib/scenarios/instructions.js';
 import { lifecycleRunner } from './lib/scenarios/lifecycle.js';
 import { runSoak } from './lib/scenarios/soak.js';
 import { startBaseline, startOurs, startOursForHttp, startPeer, type Target } from './lib/servers.js';
@@ -193,6 +194,14 @@ async function main(): Promise<void> {
         )
       : undefined;
   const runs = await runRepeats(options, seeded, httpScenarios, stamp, backlog, lifecycle);
+  if (options.instructions) {
+    runs.push(
+      ...(await runInstructions(
+        seeded.filter((t) => !t.scenarios || t.scenarios.includes('get')),
+        work,
+      )),
+    );
+  }
   // --soak: ours, its variants and jwt (not the peer nor the bare baseline), one after the other.
   const ourNames = new Set(['ours', 'jwt', ...options.variants.map((v) => v.name)]);
   for (const target of options.soak > 0 ? seeded.filter((t) => t.proc && ourNames.has(t.name)) : []) {

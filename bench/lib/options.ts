@@ -55,6 +55,8 @@ export interface BenchOptions {
   logFile: string | undefined;
   cpuProf: string | undefined;
   keepDb: boolean;
+  /** --instructions: instructions per GET under callgrind (user space, deterministic) for the Node targets. */
+  instructions: boolean;
   /** Node flags for ours and the bare baseline: the image's (Dockerfile ENTRYPOINT), or none (--stock-node). */
   nodeFlags: string[];
   /** --soak: minutes of mixed load with memory samples every 30 s (0: no soak). */
@@ -128,6 +130,12 @@ const USAGE = `usage: npm run bench -- [options]
                       variants and jwt, one after the other, with RSS (/proc, whole process tree) and
                       V8 heap used (/metrics) every 30 s and a verdict: the last third of the loaded
                       samples against the first third (more than 10 % = growth)
+  --instructions      after the get runs, count the instructions each Node target (ours, its
+                      variants, jwt, bare) executes per GET under valgrind's callgrind: a second
+                      instance of it under callgrind, 30,000 GETs of warm-up, then 5 rounds of
+                      3,000 (8 keep-alive connections) of which the first 2 are dropped; user-space
+                      instructions of the whole process, the same for the same build whatever else
+                      the machine does (the kernel's share is not counted); needs valgrind
   --stock-node        run ours and the bare baseline with Node's default flags (default: the flags
                       of the image's ENTRYPOINT, e.g. --max-semi-space-size=32, for both)
   --keep-db           do not drop the bench databases at the end
@@ -182,6 +190,7 @@ function readArgs(argv: string[]) {
       app: { type: 'string' },
       'keep-db': { type: 'boolean', default: false },
       'stock-node': { type: 'boolean', default: false },
+      instructions: { type: 'boolean', default: false },
       processes: { type: 'string' },
       'lifecycle-rate': { type: 'string', default: '0' },
       'lifecycle-grace': { type: 'string', default: '60' },
@@ -265,6 +274,12 @@ export function parseOptions(argv: string[]): BenchOptions {
   if (values.target && variants.length > 0) problems.push('--variant runs our server; not with --target');
   if (values.target && values.baseline) problems.push('--baseline runs beside our server; not with --target');
   if (values.target && values.jwt) problems.push('--jwt runs our server once more; not with --target');
+  if (values.instructions && values.target) {
+    problems.push('--instructions runs our server under callgrind; not with --target');
+  }
+  if (values.instructions && !scenarios.includes('get')) {
+    problems.push('--instructions counts the get scenario: include get in --scenarios');
+  }
   const poolMax = values['pool-max'] ?? process.env.DB_POOL_MAX;
   if (poolMax !== undefined && !/^\d+$/.test(poolMax)) {
     problems.push('--pool-max / DB_POOL_MAX expects a whole number');
@@ -297,6 +312,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     logFile: values['log-file'],
     cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
     keepDb: values['keep-db'],
+    instructions: values.instructions,
     nodeFlags: values['stock-node'] ? [] : imageNodeFlags(),
     soak,
     lifecycleRate: int('lifecycle-rate', 0, 100_000),

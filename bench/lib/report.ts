@@ -3,14 +3,22 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { RunMeta } from './meta.js';
 import type { BenchOptions } from './options.js';
-import { round } from './round.js';
+import { median, round } from './round.js';
 import type { DrainRun, SkippedRun } from './scenarios/drain.js';
 import type { HttpRun } from './scenarios/http.js';
+import type { InstructionsRun, InstructionsSkipped } from './scenarios/instructions.js';
 import type { LifecycleRun } from './scenarios/lifecycle.js';
 import type { SoakRun } from './scenarios/soak.js';
 
-export type Run = HttpRun | DrainRun | LifecycleRun | SoakRun | SkippedRun;
-type MeasuredRun = HttpRun | DrainRun | LifecycleRun;
+export type Run =
+  | HttpRun
+  | DrainRun
+  | LifecycleRun
+  | SoakRun
+  | SkippedRun
+  | InstructionsRun
+  | InstructionsSkipped;
+type MeasuredRun = HttpRun | DrainRun | LifecycleRun | InstructionsRun;
 
 const MEDIAN_FIELDS = [
   'reqPerSec',
@@ -43,6 +51,7 @@ const MEDIAN_FIELDS = [
   'seconds',
   'outboxWritten',
   'outboxDelivered',
+  'instructionsPerReq',
 ] as const;
 type MedianField = (typeof MEDIAN_FIELDS)[number];
 
@@ -55,15 +64,6 @@ type SummaryRow = {
   unconfirmed?: number;
   outboxPendingAtEnd?: number;
 } & Partial<Record<MedianField, number>>;
-
-function median(values: unknown[]): number | null {
-  const v = values
-    .filter((x): x is number => typeof x === 'number' && Number.isFinite(x))
-    .sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
 
 function summarise(runs: Run[]): SummaryRow[] {
   const groups = new Map<string, Run[]>();
@@ -184,6 +184,26 @@ function printSoaks(soaks: SoakRun[]): void {
   }
 }
 
+/** --instructions: each Node target's instructions per GET, and ÷ bare when bare was counted. */
+function printInstructions(rows: SummaryRow[], runs: Run[]): void {
+  console.log(
+    '\ninstructions per GET (callgrind: user space, whole process; the median of rounds 3–5 of ' +
+      '3,000 GETs after 30,000 of warm-up):\n',
+  );
+  const bare = rows.find((r) => r.target === 'bare')?.instructionsPerReq;
+  const roundsOf = (target: string) =>
+    runs.find(
+      (r): r is InstructionsRun => r.scenario === 'get-instructions' && r.target === target && 'rounds' in r,
+    )?.rounds;
+  printTable(rows, [
+    ['target', (r) => r.target],
+    ['instructions/GET', (r) => (r.skipped ? `skipped: ${r.skipped}` : r.instructionsPerReq)],
+    ['÷ bare', (r) => (bare && r.instructionsPerReq ? round(r.instructionsPerReq / bare, 3) : undefined)],
+    ['every round', (r) => roundsOf(r.target)?.join(', ')],
+    ['non-200', (r) => r.errors],
+  ]);
+}
+
 function printTable(rows: SummaryRow[], cols: Column[]): void {
   const cells = rows.map((r) => cols.map(([, get]) => ((get(r) ?? '') === '' ? '' : String(get(r)))));
   const widths = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
@@ -205,7 +225,8 @@ export function report(options: BenchOptions, meta: RunMeta, runs: Run[]): void 
       `, commit ${meta.commit}\n`,
   );
   const lifecycle = summary.filter((r) => r.scenario === 'lifecycle');
-  const others = summary.filter((r) => r.scenario !== 'lifecycle');
+  const instructions = summary.filter((r) => r.scenario === 'get-instructions');
+  const others = summary.filter((r) => r.scenario !== 'lifecycle' && r.scenario !== 'get-instructions');
   if (others.length > 0) printTable(others, RESULT_COLUMNS);
   if (lifecycle.length > 0) {
     const load = runs.find((r): r is LifecycleRun => r.scenario === 'lifecycle' && 'load' in r)?.load;
@@ -222,7 +243,7 @@ export function report(options: BenchOptions, meta: RunMeta, runs: Run[]): void 
       );
     }
   }
-  const measured = summary.filter((r) => !r.skipped);
+  const measured = summary.filter((r) => !r.skipped && r.scenario !== 'get-instructions');
   if (measured.length > 0) {
     console.log(
       "\nwhere the CPU went (% of one core, summed over each server's process tree; srv/pg µs of CPU per " +
@@ -230,6 +251,7 @@ export function report(options: BenchOptions, meta: RunMeta, runs: Run[]): void 
     );
     printTable(measured, CPU_COLUMNS);
   }
+  if (instructions.length > 0) printInstructions(instructions, runs);
   printSoaks(runs.filter((r): r is SoakRun => r.scenario === 'soak' && !('skipped' in r)));
   if (options.json) {
     writeFileSync(resolve(options.json), `${JSON.stringify({ meta, summary, runs }, null, 2)}\n`);

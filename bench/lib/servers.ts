@@ -22,6 +22,27 @@ export interface Target {
   token?: string;
   /** Ours with its in-process worker: its database, where the HTTP runs count its outbox. */
   workerDbUrl?: string;
+  /**
+   * Starts another instance of this Node target, the same in every setting but without its worker
+   * or a CPU profile, with its command run by `wrap` (--instructions: valgrind).
+   */
+  startWrapped?: (wrap: string[]) => Promise<Target & { proc: BenchProcess }>;
+}
+
+/**
+ * The environment variable valgrind names its control pipes after (with $USER): callgrind_control
+ * finds a process only when both have the same, so a wrapped server gets this one.
+ */
+export const WRAPPED_HOST = '127.0.0.1';
+
+/** How long a server under valgrind may take to listen (it starts ~10× slower). */
+const WRAPPED_START_MS = 180_000;
+
+/** `command args` run by `wrap` when given (its first word the command, the rest before ours). */
+function wrapped(wrap: string[] | undefined, command: string, args: string[]): [string, string[]] {
+  return wrap && wrap.length > 0
+    ? [wrap[0] as string, [...wrap.slice(1), command, ...args]]
+    : [command, args];
 }
 
 /** Ours (or a variant of ours), started by the bench. */
@@ -40,13 +61,16 @@ interface OursSettings {
   extraEnv?: Record<string, string>;
   /** Another build than --app (a variant's @app). */
   app?: string | undefined;
+  /** Run by this command (valgrind): see Target.startWrapped. */
+  wrap?: string[] | undefined;
 }
 
 export async function startOurs(
   options: BenchOptions,
   dbUrl: string,
-  { worker, cpuProf, name = 'ours', extraEnv = {}, app }: OursSettings,
+  settings: OursSettings,
 ): Promise<OurServer> {
+  const { worker, cpuProf, name = 'ours', extraEnv = {}, app, wrap } = settings;
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -60,6 +84,7 @@ export async function startOurs(
   delete env.NODE_OPTIONS;
   if (options.poolMax !== undefined) env.DB_POOL_MAX = options.poolMax;
   Object.assign(env, extraEnv);
+  if (wrap) env.HOST = WRAPPED_HOST;
   const profileDir = cpuProf ? join(cpuProf, name) : undefined;
   const args = [
     ...options.nodeFlags,
@@ -72,14 +97,14 @@ export async function startOurs(
     '127.0.0.1',
   ];
   if (!worker) args.push('--no-worker');
-  const proc = startProcess(process.execPath, args, {
+  const proc = startProcess(...wrapped(wrap, process.execPath, args), {
     env,
-    stdoutFile: options.logFile,
+    stdoutFile: wrap ? undefined : options.logFile,
     label: `orders serve ${name} (port ${port})`,
     cwd: app ?? options.app,
   });
   const url = `http://127.0.0.1:${port}`;
-  if (!(await waitHttpOk(`${url}/readyz`, proc))) {
+  if (!(await waitHttpOk(`${url}/readyz`, proc, wrap ? WRAPPED_START_MS : undefined))) {
     await proc.stop();
     if (profileDir && existsSync(profileDir)) {
       // A start that failed still writes a profile at exit: keep only the server that ran.
@@ -89,7 +114,20 @@ export async function startOurs(
     const reason = `orders serve did not become ready: ${message}`;
     throw /worker is not implemented/i.test(message) ? new WorkerUnavailableError(reason) : new Error(reason);
   }
-  return { name, url, proc, node: true, ...(worker ? { workerDbUrl: dbUrl } : {}) };
+  return {
+    name,
+    url,
+    proc,
+    node: true,
+    ...(worker ? { workerDbUrl: dbUrl } : {}),
+    // valgrind follows no forks: `serve --processes N` is not counted.
+    ...(Number(extraEnv.SERVE_PROCESSES ?? 1) > 1
+      ? {}
+      : {
+          startWrapped: (wrapWith: string[]) =>
+            startOurs(options, dbUrl, { ...settings, worker: false, cpuProf: undefined, wrap: wrapWith }),
+        }),
+  };
 }
 
 /** `node --cpu-prof` into DIR (--cpu-prof DIR gives every Node target a folder of its own). */
@@ -152,21 +190,35 @@ export async function startPeer(options: BenchOptions, dbUrl: string, peerCmd: s
  * The bare fastify + pg GET (bench/baseline/bare-get.ts, compiled next to this file) on our
  * database: the floor our GET is measured against. It reads the orders seeded through `seedFrom`.
  */
-export async function startBaseline(options: BenchOptions, dbUrl: string, seedFrom: string): Promise<Target> {
+export async function startBaseline(
+  options: BenchOptions,
+  dbUrl: string,
+  seedFrom: string,
+  wrap?: string[],
+): Promise<Target & { proc: BenchProcess }> {
   const port = await freePort();
   const env = comparisonEnv(options, dbUrl, port);
   delete env.NODE_OPTIONS;
+  if (wrap) env.HOST = WRAPPED_HOST;
   const script = join(BENCH_DIR, 'dist', 'bench', 'baseline', 'bare-get.js');
   const args = [
     ...options.nodeFlags,
-    ...cpuProfArgs(options.cpuProf && join(options.cpuProf, 'bare')),
+    ...cpuProfArgs(!wrap && options.cpuProf ? join(options.cpuProf, 'bare') : undefined),
     script,
   ];
-  const proc = startProcess(process.execPath, args, { env, label: `bare (port ${port})` });
+  const proc = startProcess(...wrapped(wrap, process.execPath, args), { env, label: `bare (port ${port})` });
   const url = `http://127.0.0.1:${port}`;
-  if (!(await waitHttpOk(`${url}/readyz`, proc))) {
+  if (!(await waitHttpOk(`${url}/readyz`, proc, wrap ? WRAPPED_START_MS : undefined))) {
     await proc.stop();
     throw new Error(`bare did not become ready: ${proc.stderr().trim() || '(no output)'}`);
   }
-  return { name: 'bare', url, proc, node: true, scenarios: ['get'], seedFrom };
+  return {
+    name: 'bare',
+    url,
+    proc,
+    node: true,
+    scenarios: ['get'],
+    seedFrom,
+    startWrapped: (wrapWith) => startBaseline(options, dbUrl, seedFrom, wrapWith),
+  };
 }
