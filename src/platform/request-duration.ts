@@ -9,7 +9,7 @@
  * prom-client histogram (the same lines, the same `aggregator`). Measured per observe on this
  * path: see DESIGN.md ("The limit").
  */
-import type { Metric, MetricValueWithName, Registry } from 'prom-client';
+import type { Metric, MetricValueWithName, Registry, RegistryContentType } from 'prom-client';
 
 /** What prom-client's metrics answer from get() (its typings declare `type` as an enum; it is the word). */
 interface Collected {
@@ -38,7 +38,7 @@ export class RequestDurationHistogram {
     readonly help: string,
     /** Upper bounds in seconds, ascending. */
     private readonly buckets: readonly number[],
-    registry: Registry,
+    registry: Registry<RegistryContentType>,
   ) {
     for (let i = 1; i < buckets.length; i++) {
       if (!((buckets[i] as number) > (buckets[i - 1] as number))) {

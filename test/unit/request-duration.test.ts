@@ -3,7 +3,7 @@
  * same observations it must expose the very lines prom-client's Histogram exposes, in both text
  * formats and through the AggregatorRegistry that `serve --processes N` uses.
  */
-import { AggregatorRegistry, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Histogram, Registry, type RegistryContentType } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { RequestDurationHistogram } from '../../src/platform/request-duration.js';
 
@@ -29,9 +29,13 @@ const OBSERVATIONS: Observation[] = [
   ['GET', '/a "quoted"\\route\n', 500, 0.7],
 ];
 
-function both(contentType?: string) {
-  const oursRegistry = new Registry(contentType);
-  const theirsRegistry = new Registry(contentType);
+function both(contentType?: RegistryContentType) {
+  const oursRegistry = new Registry<RegistryContentType>();
+  const theirsRegistry = new Registry<RegistryContentType>();
+  if (contentType) {
+    oursRegistry.setContentType(contentType);
+    theirsRegistry.setContentType(contentType);
+  }
   const ours = new RequestDurationHistogram(NAME, HELP, BUCKETS, oursRegistry);
   const theirs = new Histogram({
     name: NAME,
