@@ -37,18 +37,34 @@ function serializeRequest(req: {
 
 let stampedMs = Number.NaN;
 let stamp = '';
+let minuteStartMs = Number.NaN;
+/** `,"time":"YYYY-MM-DDTHH:MM:` of the minute that starts at minuteStartMs. */
+let minutePrefix = '';
 
 /**
- * pino's isoTime (`,"time":"<ISO 8601>"`), formatted once per millisecond: under load several
- * lines share a millisecond, and a Date plus toISOString per line is a measurable part of the
- * access log's cost. The same text as pino.stdTimeFunctions.isoTime.
+ * pino's isoTime (`,"time":"<ISO 8601>"`), the same text as pino.stdTimeFunctions.isoTime, made
+ * once per millisecond: under load several lines share a millisecond. A new millisecond formats
+ * only its seconds and milliseconds onto the minute's prefix (Date#toISOString once a minute):
+ * toISOString per millisecond was 2 % of a GET's instructions.
  */
-function isoTimeOncePerMs(): string {
-  const now = Date.now();
-  if (now !== stampedMs) {
-    stampedMs = now;
-    stamp = `,"time":"${new Date(now).toISOString()}"`;
+export function isoTime(now = Date.now()): string {
+  if (now === stampedMs) return stamp;
+  stampedMs = now;
+  let inMinute = now - minuteStartMs;
+  if (!(inMinute >= 0 && inMinute < 60_000)) {
+    const iso = new Date(now).toISOString();
+    // Years 0–9999 only: beyond them toISOString has another shape, and each line formats alone.
+    if (iso.length !== 24) {
+      stamp = `,"time":"${iso}"`;
+      return stamp;
+    }
+    minuteStartMs = now - (((now % 60_000) + 60_000) % 60_000);
+    minutePrefix = `,"time":"${iso.slice(0, 17)}`;
+    inMinute = now - minuteStartMs;
   }
+  const seconds = Math.floor(inMinute / 1000);
+  const millis = inMinute - seconds * 1000;
+  stamp = `${minutePrefix}${seconds < 10 ? '0' : ''}${seconds}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z"`;
   return stamp;
 }
 
@@ -108,7 +124,7 @@ export function createLogger(
       level,
       name: options.name,
       base: { service: 'orders' },
-      timestamp: isoTimeOncePerMs,
+      timestamp: () => isoTime(),
       redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' },
       formatters: {
         level: (label) => ({ level: label }),

@@ -5,7 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, type FlatRecord, infoFlat } from '../../src/platform/logger.js';
+import { createLogger, type FlatRecord, infoFlat, isoTime } from '../../src/platform/logger.js';
 
 function capture(level = 'info') {
   const lines: string[] = [];
@@ -82,5 +82,32 @@ describe('infoFlat', () => {
     infoFlat(logger, RECORDS[0]!, 'request completed');
     logger.info(RECORDS[0]!, 'request completed');
     expect(lines).toEqual([]);
+  });
+});
+
+describe('isoTime', () => {
+  it("is pino's isoTime for every millisecond, across minutes, days, years and leap days", () => {
+    const instants = [
+      Date.UTC(2026, 11, 6, 10, 23, 59, 999),
+      Date.UTC(2026, 11, 6, 10, 24, 0, 0),
+      Date.UTC(2024, 1, 29, 23, 59, 59, 995),
+      Date.UTC(1999, 11, 31, 23, 59, 59, 990),
+      Date.UTC(1969, 11, 31, 23, 59, 59, 990),
+      0,
+      Date.UTC(9999, 11, 31, 23, 59, 59, 990),
+      Date.UTC(10000, 0, 1, 0, 0, 0, 0),
+      Date.UTC(-1, 0, 1, 0, 0, 0, 0),
+    ];
+    for (const start of instants) {
+      // In order, as a clock goes (each minute's prefix is reused), then back (a clock stepped back).
+      const run = Array.from({ length: 30 }, (_, i) => start + i * 1);
+      for (const now of [...run, ...run.reverse(), start + 61_000, start]) {
+        expect(isoTime(now), new Date(now).toISOString()).toBe(`,"time":"${new Date(now).toISOString()}"`);
+      }
+    }
+    for (let i = 0; i < 20_000; i++) {
+      const now = Math.floor(Math.random() * 4_102_444_800_000);
+      expect(isoTime(now)).toBe(`,"time":"${new Date(now).toISOString()}"`);
+    }
   });
 });
