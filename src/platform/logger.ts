@@ -196,8 +196,26 @@ export function infoFlat(logger: Logger, record: FlatRecord, msg: string): void 
     line +=
       typeof value === 'number'
         ? `,"${name}":${Number.isFinite(value) ? value : null}`
-        : `,"${name}":${JSON.stringify(redactText(value))}`;
+        : `,"${name}":${quoted(value)}`;
   }
-  line += `,"msg":${JSON.stringify(redactText(msg))}${state[endSym] as string}`;
+  line += `,"msg":${quoted(msg)}${state[endSym] as string}`;
   stream.write(line);
+}
+
+/** Strings this short are mostly the same few again and again: the method, the route, the message. */
+const MEMO_MAX_LENGTH = 32;
+/** Bounds the memo when they are not (a client's short URLs, many subjects): it starts over. */
+const MEMO_MAX_ENTRIES = 512;
+const quotedMemo = new Map<string, string>();
+
+/** `value` masked, as a JSON string. */
+function quoted(value: string): string {
+  if (value.length > MEMO_MAX_LENGTH) return JSON.stringify(redactText(value));
+  let text = quotedMemo.get(value);
+  if (text === undefined) {
+    if (quotedMemo.size >= MEMO_MAX_ENTRIES) quotedMemo.clear();
+    text = JSON.stringify(redactText(value));
+    quotedMemo.set(value, text);
+  }
+  return text;
 }

@@ -77,6 +77,19 @@ describe('infoFlat', () => {
     expect(flat).not.toContain('SECRET');
   });
 
+  it('writes the same line for a short value seen before, and when there are many', () => {
+    const { logger, lines } = capture();
+    // Short values are remembered (masked, quoted) up to a bound, then forgotten: all give the same line.
+    for (let i = 0; i < 1_200; i++) {
+      const record = { ...RECORDS[1]!, sub: i % 3 === 0 ? `token=SECRET${i}` : `customer-${i % 700}` };
+      for (let pass = 0; pass < 2; pass++) {
+        const [generic, flat] = bothWays(logger, lines, record);
+        expect(flat).toBe(generic);
+      }
+    }
+    expect(lines.join('')).not.toContain('SECRET');
+  });
+
   it('writes nothing above info, as logger.info', () => {
     const { logger, lines } = capture('warn');
     infoFlat(logger, RECORDS[0]!, 'request completed');
