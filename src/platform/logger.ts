@@ -166,37 +166,6 @@ export function createLogger(
   return logger;
 }
 
-/** The field every request's log lines carry its id in (fastify's requestIdLogLabel). */
-export const REQUEST_ID_LABEL = 'requestId';
-
-/**
- * fastify's childLoggerFactory: a request's logger, `logger.child({ requestId })` for less. pino's
- * child copies its formatters when given options (fastify always gives some, mostly empty), then
- * runs the bindings through the formatter, the serialisers, the redaction stringifiers and our
- * masking walk; for one string under our own label the result is the parent's bindings text and
- * `,"requestId":"<the id, masked>"`, which this writes directly (test/unit/logger-flat.test.ts
- * holds the lines to pino's). Anything else (a route's level or serialisers, other bindings, a
- * logger that is not ours) takes pino's path.
- */
-export function requestChildLogger(
-  logger: Logger,
-  bindings: pino.Bindings,
-  options: pino.ChildLoggerOptions = {},
-): Logger {
-  const state = logger as unknown as PinoInternals;
-  const value = bindings[REQUEST_ID_LABEL] as unknown;
-  let only = true;
-  for (const key in bindings) only &&= key === REQUEST_ID_LABEL;
-  let optionsGiven = false;
-  for (const _ in options) optionsGiven = true;
-  if (!only || optionsGiven || typeof value !== 'string' || typeof state[chindingsSym] !== 'string') {
-    return logger.child(bindings, options);
-  }
-  const child = Object.create(logger) as PinoInternals;
-  child[chindingsSym] = `${state[chindingsSym]},"${REQUEST_ID_LABEL}":${JSON.stringify(redactText(value))}`;
-  return child as unknown as Logger;
-}
-
 /** A flat log record: strings and numbers under names that are not credentials'. */
 export type FlatRecord = Record<string, string | number | undefined>;
 

@@ -10,9 +10,8 @@
 import type { Server } from 'node:http';
 import Fastify, { type FastifyHttpOptions, type FastifyInstance, LogController } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { ChildLoggerOptions } from 'pino';
 import type { OrdersService } from '../orders/service.js';
-import { type Logger, REQUEST_ID_LABEL, requestChildLogger } from '../platform/logger.js';
+import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { disabledTelemetry, type Telemetry } from '../platform/telemetry.js';
 import { accessLog, requestId } from './plugins/access-log.js';
@@ -66,10 +65,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const options: FastifyHttpOptions<Server> = {
     loggerInstance: deps.logger,
     // The access log writes one line per request (with route, status and duration).
-    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: REQUEST_ID_LABEL }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: requestId,
-    childLoggerFactory: (logger, bindings, childOptions) =>
-      requestChildLogger(logger as Logger, bindings, childOptions as ChildLoggerOptions),
     bodyLimit: BODY_LIMIT,
     frameworkErrors,
     clientErrorHandler: clientErrorHandler(deps.requestTimeoutMs),

@@ -5,14 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import {
-  createLogger,
-  type FlatRecord,
-  infoFlat,
-  isoTime,
-  REQUEST_ID_LABEL,
-  requestChildLogger,
-} from '../../src/platform/logger.js';
+import { createLogger, type FlatRecord, infoFlat, isoTime } from '../../src/platform/logger.js';
 
 function capture(level = 'info') {
   const lines: string[] = [];
@@ -102,51 +95,6 @@ describe('infoFlat', () => {
     infoFlat(logger, RECORDS[0]!, 'request completed');
     logger.info(RECORDS[0]!, 'request completed');
     expect(lines).toEqual([]);
-  });
-});
-
-describe('requestChildLogger', () => {
-  // What requestId lets through (1–128 visible ASCII characters) and what it makes (a UUID).
-  const IDS = [
-    crypto.randomUUID(),
-    'req-1',
-    'a"b\\c',
-    'token=SECRET',
-    'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl',
-    '!'.repeat(128),
-  ];
-
-  it("writes pino's child's very lines, its children's and its errors' too", () => {
-    const { logger, lines } = capture();
-    for (const id of IDS) {
-      const ours = requestChildLogger(logger, { [REQUEST_ID_LABEL]: id }, {});
-      const pinos = logger.child({ [REQUEST_ID_LABEL]: id }, {});
-      expect(ours.bindings()).toEqual(pinos.bindings());
-      const write = (target: typeof logger) => {
-        const before = lines.length;
-        target.info(RECORDS[1]!, 'request completed');
-        infoFlat(target, RECORDS[0]!, 'request completed');
-        target.error({ err: new Error('password=SECRET failed') }, 'it failed');
-        target.child({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736' }).warn('from a grandchild');
-        return lines
-          .slice(before)
-          .map((line) => line.replace(/"time":"[^"]+"|"stack":"(?:[^"\\]|\\.)*"/g, ''));
-      };
-      expect(write(ours)).toEqual(write(pinos));
-    }
-    expect(lines.join('')).not.toContain('SECRET');
-    expect(lines.join('')).not.toContain('c2lnbmF0dXJl');
-  });
-
-  it("takes pino's path for anything but one string under our label", () => {
-    const { logger } = capture();
-    const level = requestChildLogger(logger, { [REQUEST_ID_LABEL]: 'r' }, { level: 'warn' });
-    expect(level.level).toBe('warn');
-    const other = requestChildLogger(logger, { [REQUEST_ID_LABEL]: 'r', traceId: 't' }, {});
-    expect(other.bindings()).toMatchObject({ [REQUEST_ID_LABEL]: 'r', traceId: 't' });
-    expect(requestChildLogger(logger, { [REQUEST_ID_LABEL]: 7 }, {}).bindings()).toMatchObject({
-      [REQUEST_ID_LABEL]: 7,
-    });
   });
 });
 
