@@ -11,10 +11,7 @@ export const zodSchemas = fp(
   async (app) => {
     app.setValidatorCompiler<ZodType>(({ schema, httpPart }) => {
       if (httpPart === 'headers') return headersValidator(schema);
-      const accepts = guidFieldsCheck(schema);
       return (data) => {
-        // What zod would accept as it is (the same value back) needs no parse; the rest gets zod's answer.
-        if (accepts?.(data)) return { value: data };
         const result = schema.safeParse(data);
         return result.success ? { value: result.data } : { error: fromZod(result.error, httpPart) };
       };
@@ -23,45 +20,6 @@ export const zodSchemas = fp(
   },
   { name: 'zod-schemas' },
 );
-
-/**
- * For a strict object of plain GUIDs (the `{ id }` of /orders/:id), a check equivalent to zod's:
- * exactly those keys, each 36 characters of hex digits with dashes at 8, 13, 18 and 23 (zod's
- * guid pattern). Undefined for any other schema. Zod's regex and its parse machinery were ~1 % of
- * a GET's instructions.
- */
-export function guidFieldsCheck(schema: ZodType): ((data: unknown) => boolean) | undefined {
-  if (!(schema instanceof z.ZodObject) || schema.def.catchall?._zod.def.type !== 'never') return undefined;
-  const keys = Object.keys(schema.shape);
-  const plainGuids = keys.every((key) => {
-    const field = schema.shape[key];
-    return field instanceof z.ZodGUID && !(field._zod.def.checks && field._zod.def.checks.length > 0);
-  });
-  if (keys.length === 0 || !plainGuids) return undefined;
-  return (data) => {
-    if (typeof data !== 'object' || data === null) return false;
-    let count = 0;
-    for (const key in data) {
-      if (!keys.includes(key) || !isGuid((data as Record<string, unknown>)[key])) return false;
-      count++;
-    }
-    return count === keys.length;
-  };
-}
-
-/** zod's guid: /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/. */
-function isGuid(value: unknown): boolean {
-  if (typeof value !== 'string' || value.length !== 36) return false;
-  for (let i = 0; i < 36; i++) {
-    const c = value.charCodeAt(i);
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== 45) return false; // -
-    } else if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102))) {
-      return false; // 0-9 A-F a-f
-    }
-  }
-  return true;
-}
 
 /**
  * Header schemas only check (none transforms): the headers are left as they came. A parsed copy
