@@ -131,11 +131,12 @@ const USAGE = `usage: npm run bench -- [options]
                       V8 heap used (/metrics) every 30 s and a verdict: the last third of the loaded
                       samples against the first third (more than 10 % = growth)
   --instructions      after the get runs, count the instructions each Node target (ours, its
-                      variants, jwt, bare) executes per GET under valgrind's callgrind: a second
-                      instance of it under callgrind, 30,000 GETs of warm-up, then 5 rounds of
-                      3,000 (8 keep-alive connections) of which the first 2 are dropped; user-space
-                      instructions of the whole process, the same for the same build whatever else
-                      the machine does (the kernel's share is not counted); needs valgrind
+                      variants, jwt, bare; not --processes) executes per GET under valgrind's
+                      callgrind: a second instance of it under callgrind, 30,000 GETs of warm-up,
+                      then 5 rounds of 3,000 (8 keep-alive connections), the first 2 dropped;
+                      user space only, every thread; repeats within ~1 % whatever else the
+                      machine does (work on timers weighs more: a GET takes ~20x longer under
+                      callgrind); needs valgrind
   --stock-node        run ours and the bare baseline with Node's default flags (default: the flags
                       of the image's ENTRYPOINT, e.g. --max-semi-space-size=32, for both)
   --keep-db           do not drop the bench databases at the end

@@ -6,8 +6,9 @@
  * series in a Map keyed by method, route and status, and each series' counts in a Float64Array;
  * a scrape reads it through get(), the method prom-client's registry calls on each of its metrics,
  * so the exposition, the OpenMetrics format and `serve --processes N`'s AggregatorRegistry see a
- * prom-client histogram (the same lines, the same `aggregator`). Measured per observe on this
- * path: see DESIGN.md ("The limit").
+ * prom-client histogram (the same lines, the same `aggregator`; test/unit/request-duration.test.ts
+ * holds them to its Histogram's). Measured: 0.75 → 0.02 µs per observe, −2 % of a GET's
+ * instructions (docs/performance.md, "Counting instructions").
  */
 import type { Metric, MetricValueWithName, Registry, RegistryContentType } from 'prom-client';
 
