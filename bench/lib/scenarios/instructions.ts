@@ -5,6 +5,9 @@
  * about 1 %, where CPU per GET on a shared machine varies by ±5 % between runs. It counts user
  * space only (the syscalls' kernel time is not in it) and every thread of the process (V8's
  * compiler and GC threads too), which is why the warm-up is long and the first rounds are dropped.
+ * And a count is not a duration: cache misses, allocation and GC timing cost time without
+ * costing instructions (a lever counted −1.7 % has measured +8 % on the clock), so a lever it
+ * shows should also not be contradicted by the clock (docs/performance.md).
  *
  * Each Node target is started once more under callgrind with its counting off, on the same
  * database, without its worker; it gets WARMUP_REQUESTS GETs, then ROUNDS rounds of
