@@ -6,18 +6,11 @@ import type { BenchOptions } from './options.js';
 import { median, round } from './round.js';
 import type { DrainRun, SkippedRun } from './scenarios/drain.js';
 import type { HttpRun } from './scenarios/http.js';
-import type { InstructionsRun, InstructionsSkipped } from './scenarios/instructions.js';
+import type { InstructionsRun } from './scenarios/instructions.js';
 import type { LifecycleRun } from './scenarios/lifecycle.js';
 import type { SoakRun } from './scenarios/soak.js';
 
-export type Run =
-  | HttpRun
-  | DrainRun
-  | LifecycleRun
-  | SoakRun
-  | SkippedRun
-  | InstructionsRun
-  | InstructionsSkipped;
+export type Run = HttpRun | DrainRun | LifecycleRun | SoakRun | SkippedRun | InstructionsRun;
 type MeasuredRun = HttpRun | DrainRun | LifecycleRun | InstructionsRun;
 
 const MEDIAN_FIELDS = [

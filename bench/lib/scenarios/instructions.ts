@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { median } from '../round.js';
 import { type Target, WRAPPED_HOST } from '../servers.js';
+import type { SkippedRun } from './drain.js';
 
 const WARMUP_REQUESTS = 30_000;
 const ROUNDS = 5;
@@ -41,8 +42,6 @@ export interface InstructionsRun {
   errors: number;
 }
 
-export type InstructionsSkipped = { target: string; scenario: 'get-instructions'; skipped: string };
-
 /** Why --instructions cannot run here, or undefined when valgrind and callgrind_control are installed. */
 export function instructionsUnavailable(): string | undefined {
   for (const tool of ['valgrind', 'callgrind_control']) {
@@ -57,14 +56,14 @@ export function instructionsUnavailable(): string | undefined {
 export async function runInstructions(
   targets: (Target & { idsFile: string; tokensFile?: string })[],
   work: string,
-): Promise<(InstructionsRun | InstructionsSkipped)[]> {
+): Promise<(InstructionsRun | SkippedRun)[]> {
   const unavailable = instructionsUnavailable();
-  const runs: (InstructionsRun | InstructionsSkipped)[] = [];
+  const runs: (InstructionsRun | SkippedRun)[] = [];
   for (const target of targets) {
     if (!target.startWrapped) continue;
     if (unavailable) {
       console.error(`bench: --instructions skipped for ${target.name}: ${unavailable}`);
-      runs.push({ target: target.name, scenario: 'get-instructions', skipped: unavailable });
+      runs.push({ target: target.name, scenario: 'get-instructions', repeat: 1, skipped: unavailable });
       continue;
     }
     process.stderr.write(`bench: instructions: ${target.name} under callgrind ... `);
