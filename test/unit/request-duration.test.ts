@@ -14,7 +14,8 @@ const HELP = 'HTTP request duration by method, route template and status code';
 type Observation = [method: string, route: string, status: number, seconds: number];
 
 // Every bucket's edges (exactly on a bound counts in it, as `le` says), beyond the last bound,
-// zero, and labels that need escaping.
+// zero, labels that need escaping, and series first seen after others of their route and method
+// (the lines come in the order series were first observed, not grouped).
 const OBSERVATIONS: Observation[] = [
   ...BUCKETS.flatMap((bound): Observation[] => [
     ['GET', '/orders/:id', 200, bound],
@@ -27,6 +28,9 @@ const OBSERVATIONS: Observation[] = [
   ['POST', '/orders', 201, 0.0125],
   ['GET', 'unmatched', 404, 0.0004],
   ['GET', '/a "quoted"\\route\n', 500, 0.7],
+  ['GET', '/orders/:id', 503, 0.02],
+  ['POST', '/orders/:id', 405, 0.001],
+  ['POST', '/orders', 201, 0.3],
 ];
 
 function both(contentType?: RegistryContentType) {
@@ -58,7 +62,7 @@ describe('the request-duration histogram', () => {
     expect(text).toBe(await theirsRegistry.metrics());
     expect(text).toContain(`${NAME}_bucket{le="0.002",method="GET",route="/orders/:id",status_code="200"} 2`);
     expect(text).toContain(`${NAME}_bucket{le="+Inf",method="GET",route="/orders/:id",status_code="200"} 26`);
-    expect(text).toContain(`${NAME}_count{method="POST",route="/orders",status_code="201"} 2`);
+    expect(text).toContain(`${NAME}_count{method="POST",route="/orders",status_code="201"} 3`);
   });
 
   it('and in OpenMetrics', async () => {
