@@ -88,8 +88,9 @@ interface SonicBoomState {
  * The turn's lines are held here, appended to one string, and handed to sonic-boom once:
  * sonic-boom measures the UTF-8 length of the text it holds on every write, which flattens (copies)
  * it, so a turn of n lines written to it one by one cost n copies of a growing string. Measured
- * with the access log's own lines, nine to a turn: 2.5–3.0 µs per line through sonic-boom, 1.85 µs
- * like this (docs/performance.md). An array joined at the end of the turn measured no better.
+ * with the access log's own lines, nine to a turn: 2.4–2.6 µs per line through sonic-boom, 1.9–2.1 µs
+ * like this (docs/performance.md). An array joined at the end of the turn was slower in the server:
+ * its join took ~1.4 µs per line in a CPU profile.
  */
 export function batchedStdout(fd = 1): pino.DestinationStream {
   const stream = pino.destination({ fd, sync: true, minLength: BATCH_BYTES });
