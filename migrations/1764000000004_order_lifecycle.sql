@@ -5,8 +5,10 @@
 -- orders without the new columns, which default or stay NULL, and never reads them).
 
 -- Every column is added without rewriting the table (constant defaults are catalog-only), and
--- every CHECK is added NOT VALID and validated afterwards, which scans under a lock that lets
--- reads and writes go on.
+-- every CHECK is added NOT VALID and validated afterwards. VALIDATE alone would scan the table
+-- under a lock that lets reads and writes go on, but `orders migrate up` runs in one transaction,
+-- which still holds the ALTER's ACCESS EXCLUSIVE lock: reads and writes of orders wait until the
+-- validating scans are done and the migration commits.
 ALTER TABLE orders
   ADD COLUMN version integer NOT NULL DEFAULT 1,
   -- NULL until the first change; readers fall back to created_at (no backfill of old rows).
