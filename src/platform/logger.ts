@@ -152,7 +152,8 @@ export function createLogger(
       level,
       name: options.name,
       base: { service: 'orders' },
-      timestamp: () => isoTime(),
+      // pino calls it without arguments: the time is now.
+      timestamp: isoTime,
       redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' },
       formatters: {
         level: (label) => ({ level: label }),
